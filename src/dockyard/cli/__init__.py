@@ -1,0 +1,1 @@
+"""dockyard.cli layer (see shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""dockyard.client layer (see shared/DESIGN.md)."""

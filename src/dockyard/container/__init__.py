@@ -1,0 +1,1 @@
+"""dockyard.container layer (see shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""dockyard.daemon layer (see shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""dockyard.image layer (see shared/DESIGN.md)."""

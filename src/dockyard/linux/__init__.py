@@ -1,0 +1,1 @@
+"""dockyard.linux layer (see shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""dockyard.logs layer (see shared/DESIGN.md)."""

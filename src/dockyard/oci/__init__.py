@@ -1,0 +1,1 @@
+"""dockyard.oci layer (see shared/DESIGN.md)."""

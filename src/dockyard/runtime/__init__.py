@@ -1,0 +1,1 @@
+"""dockyard.runtime layer (see shared/DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""dockyard.store layer (see shared/DESIGN.md)."""
