@@ -1,0 +1,78 @@
+"""Paths inside a container's root filesystem, resolved on the host side.
+
+A container's rootfs is untrusted: ``/etc/passwd`` may be a symlink to
+``/../../host/etc/shadow``.  :func:`resolve_in_root` follows symlinks the
+way the kernel would *if the rootfs were ``/``*, so the result always stays
+beneath ``root`` (what chroot-then-open would reach).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from ..errors import InvalidArgument
+
+_MAX_SYMLINKS = 255
+
+
+def resolve_in_root(root: Path | str, path: str, *, follow_last: bool = True) -> Path:
+    """Host path of ``path`` (absolute or relative to ``/``) interpreted with
+    ``root`` as the filesystem root.  Missing components are allowed (the
+    rest is appended literally); a symlink loop raises InvalidArgument."""
+    root_s = os.path.abspath(os.fspath(root))
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    followed = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root_s, *resolved, part)
+        if not parts and not follow_last:
+            resolved.append(part)
+            break
+        try:
+            target = os.readlink(candidate)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOENT, errno.ENOTDIR):
+                # Not a symlink (or missing): take the name as it is.
+                resolved.append(part)
+                continue
+            raise
+        followed += 1
+        if followed > _MAX_SYMLINKS:
+            raise InvalidArgument(f"too many levels of symbolic links resolving {path!r} in the container")
+        link_parts = [p for p in target.split("/") if p not in ("", ".")]
+        if target.startswith("/"):
+            resolved = []
+        parts = link_parts + parts
+    return Path(root_s, *resolved)
+
+
+def read_in_root(root: Path | str, path: str) -> str | None:
+    """Text of a file inside ``root``, or None when it does not exist."""
+    host = resolve_in_root(root, path)
+    try:
+        with open(host, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+    """Write ``path`` through a temp file, fsync, rename: readers see the
+    old content or the new one, never half."""
+    if isinstance(data, str):
+        data = data.encode()
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    os.rename(tmp, path)
