@@ -49,8 +49,15 @@ def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = 
                         content_type="application/json", headers=headers)
 
 
-def error_response(status: int, message: str) -> web.Response:
-    return json_response(error_body(message), status=status)
+#: Names the DockyardError kind of an error answer, so Dockyard's client can
+#: raise the exact class where the status is shared (409 is both
+#: AlreadyExists and FailedPrecondition).  Other clients ignore it.
+ERROR_KIND_HEADER = "Dockyard-Error-Kind"
+
+
+def error_response(status: int, message: str, kind: str | None = None) -> web.Response:
+    return json_response(error_body(message), status=status,
+                         headers={ERROR_KIND_HEADER: kind} if kind else None)
 
 
 def engine_of(request: web.Request) -> Engine:
@@ -117,7 +124,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # The error was already written into a started stream.
         log.info("%s %s failed mid-stream: %s", request.method, request.path, e.error.message)
         if e.response is None:
-            return error_response(status_for(e.error), e.error.message)
+            return error_response(status_for(e.error), e.error.message, e.error.kind)
         await e.response.write_eof()
         return e.response
     except DockyardError as e:
@@ -126,7 +133,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.error("%s %s: %s", request.method, request.path, e.message)
         else:
             log.debug("%s %s: %d %s", request.method, request.path, status, e.message)
-        return error_response(status, e.message)
+        return error_response(status, e.message, e.kind)
     except web.HTTPException as e:
         if e.status < 400:
             raise
