@@ -93,6 +93,8 @@ def apply_layer(source: BinaryIO, target: str | os.PathLike, options: ApplyOptio
         applier = _Applier(root, reader, options)
         applier.run()
     stream.finish()
+    if progress:
+        progress(stream.size)
     return AppliedLayer(
         digest=stream.digest,
         diff_id=stream.diff_id,
