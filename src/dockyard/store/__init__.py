@@ -1,1 +1,150 @@
-"""dockyard.store layer (see shared/DESIGN.md)."""
+"""dockyard.store: content store, metadata DB, snapshotters, leases, GC.
+
+Open everything under one data root with :func:`open_store`::
+
+    from dockyard.store import open_store
+    store = open_store("/var/lib/dockyard")      # crash leftovers cleaned here
+    store.content      # LocalContentStore   (blobs by digest)
+    store.metadata     # MetadataStore       (images, refs, layers)
+    store.leases       # LeaseManager        (GC protection for work in flight)
+    store.snapshotter  # OverlaySnapshotter  (or NativeSnapshotter)
+    store.db           # Database            (other layers: db.migrate("containers", [...]))
+    store.collect()    # garbage collection (dry_run=True to preview)
+    store.close()
+
+Layout of a data root::
+
+    <root>/metadata.db                  SQLite, WAL (images, refs, layers, leases, + other layers' tables)
+    <root>/content/blobs/sha256/<hex>   blobs, read-only
+    <root>/content/ingest/              blobs being written
+    <root>/snapshots/<driver>/          the snapshotter's own root
+    <root>/gc.lock                      see dockyard.store.gc
+
+Modules, each with the details in its docstring:
+
+``content``   ContentStore Protocol, LocalContentStore, Writer, BlobInfo
+``db``        Database: per-thread connections, transaction(), migrate()
+``metadata``  MetadataStore, ImageRecord, LayerRecord, RefRecord
+``snapshot``  Snapshotter Protocol, Mount, Info, Kind, Usage
+``overlay``   OverlaySnapshotter (upper_dir, chain_dirs, backing_fs)
+``native``    NativeSnapshotter (copies; no overlayfs needed)
+``mounting``  mount_all / unmount / mounted: performing Mount lists
+``leases``    LeaseManager, LEASE_LABEL, GC_ROOT_LABEL
+``gc``        collect(), GCLock, GCReport
+
+Loading an image, the intended sequence (the image layer's job)::
+
+    with store.leases.lease() as lease, store.gc_lock.shared():
+        store.ingest(config_bytes, expected=config_digest, lease=lease.id)
+        for each layer (bottom first):
+            store.leases.add_resource(lease.id, "snapshot", chain_id)
+            if not store.snapshotter has chain_id:
+                key = f"extract-{random} {chain_id}"
+                sn.prepare(key, parent_chain_id, labels={LEASE_LABEL: lease.id})
+                apply the layer tar into sn.upper_dir(key)
+                sn.commit(chain_id, key)       # AlreadyExists: sn.remove(key), someone else won
+            store.metadata.put_layer(LayerRecord(chain_id, diff_id, parent, size, digest, media_type))
+        with store.metadata.transaction():
+            store.metadata.put_image(ImageRecord(config_digest, chain_ids, size, ...))
+            store.metadata.set_ref("docker.io/library/busybox:latest", config_digest)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from ..errors import InvalidArgument
+from ..oci.digest import Digest
+from .content import BlobInfo, CheckReport, ContentStore, LocalContentStore, Writer
+from .db import Database
+from .gc import GCLock, GCReport, collect
+from .leases import CONTENT, GC_ROOT_LABEL, LEASE_LABEL, SNAPSHOT, Lease, LeaseManager
+from .metadata import DIGEST, TAG, ImageRecord, LayerRecord, MetadataStore, RefRecord
+from .mounting import mount_all, mounted, unmount
+from .native import NativeSnapshotter
+from .overlay import OverlaySnapshotter
+from .snapshot import Info, Kind, Mount, Snapshotter, Usage
+
+#: snapshotter name -> class
+SNAPSHOTTERS: dict[str, type] = {"overlay": OverlaySnapshotter, "native": NativeSnapshotter}
+
+
+@dataclass
+class Store:
+    """Everything under one data root.  Thread-safe; close once."""
+
+    root: Path
+    db: Database
+    content: LocalContentStore
+    metadata: MetadataStore
+    leases: LeaseManager
+    snapshotter: OverlaySnapshotter | NativeSnapshotter
+    snapshotter_name: str
+    gc_lock: GCLock
+
+    def ingest(self, source: bytes | BinaryIO, expected: Digest | str | None = None, size: int | None = None,
+               *, lease: str | None = None, ref: str | None = None) -> BlobInfo:
+        """Ingest a blob; with ``lease``, the blob is added to the lease
+        before it becomes visible (so GC can never take it in between)."""
+        hook: Callable[[Digest], None] | None = None
+        if lease is not None:
+            def hook(digest: Digest) -> None:
+                self.leases.add_resource(lease, CONTENT, str(digest))
+        return self.content.ingest(source, expected, size, ref=ref, before_publish=hook)
+
+    def collect(self, dry_run: bool = False) -> GCReport:
+        return collect(self, dry_run=dry_run)
+
+    def close(self) -> None:
+        self.snapshotter.close()
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(root: str | os.PathLike, snapshotter: str = "overlay", cleanup: bool = True) -> Store:
+    """Open (creating if needed) the store under ``root``.  With
+    ``cleanup``, crash leftovers go: ingest temp files no writer holds,
+    snapshot dirs without a record, dead leases and whatever only they
+    protected (see :mod:`dockyard.store.gc`)."""
+    if snapshotter not in SNAPSHOTTERS:
+        raise InvalidArgument(f"unknown snapshotter {snapshotter!r} (known: {', '.join(sorted(SNAPSHOTTERS))})")
+    root = Path(os.path.abspath(root))
+    root.mkdir(parents=True, exist_ok=True)
+    db = Database(root / "metadata.db")
+    try:
+        metadata = MetadataStore(db)
+        content = LocalContentStore(root / "content")
+        sn = SNAPSHOTTERS[snapshotter](root / "snapshots" / snapshotter)
+    except BaseException:
+        db.close()
+        raise
+    store = Store(root, db, content, metadata, LeaseManager(db), sn, snapshotter, GCLock(root / "gc.lock"))
+    if cleanup:
+        try:
+            content.cleanup_ingests()
+            store.collect()
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
+__all__ = [
+    "Store", "open_store", "SNAPSHOTTERS",
+    "BlobInfo", "CheckReport", "ContentStore", "LocalContentStore", "Writer",
+    "Database",
+    "GCLock", "GCReport", "collect",
+    "CONTENT", "SNAPSHOT", "GC_ROOT_LABEL", "LEASE_LABEL", "Lease", "LeaseManager",
+    "DIGEST", "TAG", "ImageRecord", "LayerRecord", "MetadataStore", "RefRecord",
+    "mount_all", "mounted", "unmount",
+    "NativeSnapshotter", "OverlaySnapshotter",
+    "Info", "Kind", "Mount", "Snapshotter", "Usage",
+]
