@@ -329,7 +329,7 @@ def _resources(hc: Mapping[str, Any], device_rules: list[dict[str, Any]]) -> dic
     if cpu:
         res["cpu"] = cpu
     pids = hc.get("PidsLimit")
-    if pids:
+    if pids and pids > 0:
         res["pids"] = {"limit": int(pids)}
     blkio: dict[str, Any] = {}
     if hc.get("BlkioWeight"):
