@@ -385,7 +385,7 @@ class HealthConfig:
     def from_json(cls, doc: Any) -> HealthConfig:
         what = "Healthcheck"
         d = _obj(doc, what)
-        values = {attr: _int(d, key, what) for attr, key in cls._KEYS}
+        values = {attr: _int(d, key, what) or None for attr, key in cls._KEYS}
         return cls(test=_strs(d, "Test", what), extra=d, **values)
 
     def to_json(self) -> dict[str, Any]:
@@ -429,20 +429,22 @@ class ContainerConfig:
         args_escaped = d.pop("ArgsEscaped", None)
         if args_escaped is not None and not isinstance(args_escaped, bool):
             raise InvalidArgument(f"{what}: ArgsEscaped must be a boolean")
+        # Empty and absent are the same for omitempty fields; keep one form
+        # so that a value survives serialise-and-parse unchanged.
         return cls(
-            user=_str(d, "User", what),
-            exposed_ports=_set(d, "ExposedPorts", what),
+            user=_str(d, "User", what) or None,
+            exposed_ports=_set(d, "ExposedPorts", what) or None,
             env=_strs(d, "Env", what),
             entrypoint=_strs(d, "Entrypoint", what),
             cmd=_strs(d, "Cmd", what),
-            volumes=_set(d, "Volumes", what),
-            working_dir=_str(d, "WorkingDir", what),
-            labels=_str_map(d, "Labels", what),
-            stop_signal=_str(d, "StopSignal", what),
-            args_escaped=args_escaped,
+            volumes=_set(d, "Volumes", what) or None,
+            working_dir=_str(d, "WorkingDir", what) or None,
+            labels=_str_map(d, "Labels", what) or None,
+            stop_signal=_str(d, "StopSignal", what) or None,
+            args_escaped=args_escaped or None,
             healthcheck=HealthConfig.from_json(health) if health is not None else None,
-            on_build=_strs(d, "OnBuild", what),
-            shell=_strs(d, "Shell", what),
+            on_build=_strs(d, "OnBuild", what) or None,
+            shell=_strs(d, "Shell", what) or None,
             extra=d,
         )
 
@@ -525,10 +527,10 @@ class History:
         if not isinstance(empty, bool):
             raise InvalidArgument(f"{what}: empty_layer must be a boolean")
         return cls(
-            created=_str(d, "created", what),
-            created_by=_str(d, "created_by", what),
-            author=_str(d, "author", what),
-            comment=_str(d, "comment", what),
+            created=_str(d, "created", what) or None,
+            created_by=_str(d, "created_by", what) or None,
+            author=_str(d, "author", what) or None,
+            comment=_str(d, "comment", what) or None,
             empty_layer=empty,
             extra=d,
         )
