@@ -215,3 +215,40 @@ def unmount_all(path: str | os.PathLike) -> None:
         except OSError as exc:
             if exc.errno not in (22, 2):  # EINVAL: not a mount (raced), ENOENT
                 raise
+
+
+# --- added for the native runtime -------------------------------------------
+
+from .syscalls import NR as _NR  # noqa: E402 - kept beside the functions that use it
+
+libc.chroot.argtypes = [ctypes.c_char_p]
+
+
+def pivot_root(new_root: str | os.PathLike | bytes, put_old: str | os.PathLike | bytes) -> None:
+    """pivot_root(2) (glibc has no wrapper)."""
+    check(libc.syscall(_NR["pivot_root"], fsencode(new_root), fsencode(put_old)),
+          "pivot_root", os.fsdecode(new_root))
+
+
+#: statvfs f_flag bits -> the mount flag that keeps them on a remount.  In a
+#: user namespace the kernel refuses a remount that would clear a locked flag,
+#: so a bind remount must carry the flags the mount already has.
+STATVFS_TO_MOUNT: tuple[tuple[int, int], ...] = (
+    (os.ST_RDONLY, MS_RDONLY),
+    (os.ST_NOSUID, MS_NOSUID),
+    (os.ST_NODEV, MS_NODEV),
+    (os.ST_NOEXEC, MS_NOEXEC),
+    (os.ST_NOATIME, MS_NOATIME),
+    (os.ST_NODIRATIME, MS_NODIRATIME),
+    (os.ST_RELATIME, MS_RELATIME),
+)
+
+
+def locked_flags(path: str | os.PathLike | bytes) -> int:
+    """Mount flags of the mount at ``path`` that a bind remount must keep."""
+    f_flag = os.statvfs(path).f_flag
+    flags = 0
+    for st, ms in STATVFS_TO_MOUNT:
+        if f_flag & st:
+            flags |= ms
+    return flags
