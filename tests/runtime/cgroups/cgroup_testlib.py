@@ -191,7 +191,11 @@ FAKE_V2_FILES = {
 
 
 def make_fake_v2_dir(path: Path, files: dict[str, str] | None = None, omit: tuple[str, ...] = ()) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    """Populate ``path`` as the kernel does on mkdir; an existing directory
+    is left as it is (the kernel populates a cgroup once)."""
+    if path.exists():
+        return path
+    path.mkdir(parents=True)
     for name, content in {**FAKE_V2_FILES, **(files or {})}.items():
         if name not in omit and not any(name.startswith(prefix + ".") for prefix in omit):
             (path / name).write_text(content)

@@ -293,7 +293,7 @@ def _section(resources: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
-def _list(resources: Mapping[str, Any], field: str, value: Any) -> list:
+def _list(field: str, value: Any) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -338,7 +338,7 @@ def _check_cpu(cpu: Mapping[str, Any]) -> None:
 
 def _hugepages(resources: Mapping[str, Any], limit_files: tuple[str, str]) -> list[Setting]:
     out = []
-    for i, entry in enumerate(_list(resources, "hugepageLimits", resources.get("hugepageLimits"))):
+    for i, entry in enumerate(_list("hugepageLimits", resources.get("hugepageLimits"))):
         field = f"hugepageLimits[{i}]"
         size = entry.get("pageSize")
         if not isinstance(size, str) or not _PAGE_SIZE.match(size):
@@ -365,6 +365,21 @@ def _rdma(resources: Mapping[str, Any]) -> list[Setting]:
         if len(parts) == 1:
             raise InvalidArgument(f"linux.resources.{field}: give hcaHandles or hcaObjects")
         out.append(Setting(field, (("rdma.max", " ".join(parts)),)))
+    return out
+
+
+def _network(resources: Mapping[str, Any]) -> list[Setting]:
+    network = _section(resources, "network")
+    out = []
+    if network.get("classID") is not None:
+        out.append(Setting("network.classID", (("net_cls.classid", _classid("network.classID", network["classID"])),)))
+    for i, entry in enumerate(_list("network.priorities", network.get("priorities"))):
+        field = f"network.priorities[{i}]"
+        name = entry.get("name")
+        if not isinstance(name, str) or not name or " " in name:
+            raise InvalidArgument(f"linux.resources.{field}.name must be an interface name, got {name!r}")
+        prio = _int(f"{field}.priority", entry.get("priority"), lo=0, hi=0xFFFFFFFF)
+        out.append(Setting(field, (("net_prio.ifpriomap", f"{name} {prio}"),)))
     return out
 
 
@@ -403,7 +418,7 @@ def plan_v1(resources: Mapping[str, Any]) -> Plan:
         w = _blkio_weight_v1("blockIO.leafWeight", blkio["leafWeight"])
         if w is not None:  # CFQ only; gone with CFQ in 5.0
             settings.append(Setting("blockIO.leafWeight", (("blkio.leaf_weight", w),), strict=False))
-    for i, entry in enumerate(_list(blkio, "blockIO.weightDevice", blkio.get("weightDevice"))):
+    for i, entry in enumerate(_list("blockIO.weightDevice", blkio.get("weightDevice"))):
         field = f"blockIO.weightDevice[{i}]"
         dev = _device(field, entry)
         if entry.get("weight") is None and entry.get("leafWeight") is None:
@@ -419,24 +434,14 @@ def plan_v1(resources: Mapping[str, Any]) -> Plan:
                 settings.append(Setting(f"{field}.leafWeight", (("blkio.leaf_weight_device", f"{dev} {w}"),),
                                         strict=False))
     for key, file, _ in THROTTLES:
-        for i, entry in enumerate(_list(blkio, f"blockIO.{key}", blkio.get(key))):
+        for i, entry in enumerate(_list(f"blockIO.{key}", blkio.get(key))):
             field = f"blockIO.{key}[{i}]"
             rate = _int(f"{field}.rate", entry.get("rate"), lo=0)
             settings.append(Setting(field, ((file, f"{_device(field, entry)} {rate}"),)))
 
     settings += _hugepages(resources, ("hugetlb.{size}.limit_in_bytes", "hugetlb.{size}.rsvd.limit_in_bytes"))
 
-    network = _section(resources, "network")
-    if network.get("classID") is not None:
-        settings.append(Setting("network.classID", (("net_cls.classid", _classid("network.classID", network["classID"])),)))
-    for i, entry in enumerate(_list(network, "network.priorities", network.get("priorities"))):
-        field = f"network.priorities[{i}]"
-        name = entry.get("name")
-        if not isinstance(name, str) or not name or " " in name:
-            raise InvalidArgument(f"linux.resources.{field}.name must be an interface name, got {name!r}")
-        prio = _int(f"{field}.priority", entry.get("priority"), lo=0, hi=0xFFFFFFFF)
-        settings.append(Setting(field, (("net_prio.ifpriomap", f"{name} {prio}"),)))
-
+    settings += _network(resources)
     settings += _rdma(resources)
 
     if resources.get("unified"):
@@ -480,7 +485,7 @@ def _io_max(blkio: Mapping[str, Any]) -> list[Setting]:
     per_device: dict[str, list[str]] = {}
     first_field: dict[str, str] = {}
     for key, _, io_key in THROTTLES:
-        for i, entry in enumerate(_list(blkio, f"blockIO.{key}", blkio.get(key))):
+        for i, entry in enumerate(_list(f"blockIO.{key}", blkio.get(key))):
             field = f"blockIO.{key}[{i}]"
             rate = _int(f"{field}.rate", entry.get("rate"), lo=0)
             dev = _device(field, entry)
@@ -527,7 +532,7 @@ def plan_v2(resources: Mapping[str, Any]) -> Plan:
                                                        ("io.weight", f"default {_io_weight_v2(w)}"))))
     if blkio.get("leafWeight") is not None:
         _blkio_weight("blockIO.leafWeight", blkio["leafWeight"])
-    for i, entry in enumerate(_list(blkio, "blockIO.weightDevice", blkio.get("weightDevice"))):
+    for i, entry in enumerate(_list("blockIO.weightDevice", blkio.get("weightDevice"))):
         field = f"blockIO.weightDevice[{i}]"
         dev = _device(field, entry)
         if entry.get("weight") is None and entry.get("leafWeight") is None:
@@ -541,10 +546,7 @@ def plan_v2(resources: Mapping[str, Any]) -> Plan:
 
     settings += _hugepages(resources, ("hugetlb.{size}.max", "hugetlb.{size}.rsvd.max"))
 
-    network = _section(resources, "network")
-    if network.get("classID") is not None:
-        _classid("network.classID", network["classID"])
-    _list(network, "network.priorities", network.get("priorities"))
+    _network(resources)  # net_cls/net_prio have no v2 counterpart; validate only
 
     settings += _rdma(resources)
 
