@@ -78,14 +78,13 @@ def _dev(kind: str, major: int | None, minor: int | None, access: str = "rwm",
     return rule
 
 
-#: Docker's device cgroup rules, plus the ones runc appends on its own
-#: (mknod of anything, ptmx, the pty slaves, tun, /dev/full).  They are
-#: written out in full so the bundle means the same under every runtime,
-#: including the native one that adds nothing implicitly.
+#: Docker's device cgroup rules, plus the devices every runtime creates in
+#: /dev (ptmx, the pty slaves, tun, /dev/full), so the bundle means the same
+#: under each.  No wildcard rule: on cgroup v1 a later deny (fuse) cannot
+#: punch a hole into a wildcard allow; the runtimes append their own
+#: "mknod anything" rules after these.
 DEVICE_RULES: tuple[dict[str, Any], ...] = (
     {"allow": False, "access": "rwm"},
-    _dev("c", None, None, "m"),
-    _dev("b", None, None, "m"),
     _dev("c", 1, 3),      # null
     _dev("c", 1, 5),      # zero
     _dev("c", 1, 7),      # full
