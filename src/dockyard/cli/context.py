@@ -1,0 +1,106 @@
+"""What every command gets: the daemon connection settings, a lazily made
+client, output streams, and docker-style argument parsing and errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn, Sequence, TextIO
+
+if TYPE_CHECKING:
+    from dockyard.client import Client, TLSConfig
+
+PROG = "dockyard"
+
+
+class UsageError(Exception):
+    """Bad flags or arguments; docker exits 125 for flag errors, 1 for a
+    wrong number of arguments."""
+
+    def __init__(self, message: str, status: int = 125) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class CommandFailed(Exception):
+    """The command already reported its errors; exit with ``status``."""
+
+    def __init__(self, status: int = 1) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class ArgParser(argparse.ArgumentParser):
+    """argparse with docker's error wording and exit codes."""
+
+    def __init__(self, command: str, *, usage_line: str, description: str, **kw: object) -> None:
+        super().__init__(prog=f"{PROG} {command}", usage=f"{PROG} {command} {usage_line}".rstrip(),
+                         description=description, add_help=True, **kw)  # type: ignore[arg-type]
+        self.command = command
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments: "):
+            flag = message.split(": ", 1)[1].split()[0]
+            if flag.startswith("-"):
+                message = f"unknown flag: {flag}"
+            else:
+                message = f'"{PROG} {self.command}" got unexpected argument {flag!r}'
+        elif message.startswith("the following arguments are required"):
+            raise UsageError(f'"{PROG} {self.command}" requires at least 1 argument.\n'
+                             f"See '{PROG} {self.command} --help'.\n\nUsage:  {self.usage}\n\n{self.description}",
+                             status=1)
+        raise UsageError(f"{message}\nSee '{PROG} {self.command} --help'.")
+
+    def check_count(self, args: Sequence[str], *, exactly: int | None = None, at_least: int | None = None,
+                    at_most: int | None = None) -> None:
+        """docker's "requires exactly N arguments" checks (exit 1)."""
+        n = len(args)
+        if exactly is not None and n != exactly:
+            what = f"exactly {exactly} argument{'s' if exactly != 1 else ''}"
+        elif at_least is not None and n < at_least:
+            what = f"at least {at_least} argument{'s' if at_least != 1 else ''}"
+        elif at_most is not None and n > at_most:
+            what = f"at most {at_most} argument{'s' if at_most != 1 else ''}"
+        else:
+            return
+        raise UsageError(f'"{PROG} {self.command}" requires {what}.\nSee \'{PROG} {self.command} --help\'.\n\n'
+                         f"Usage:  {self.usage}\n\n{self.description}", status=1)
+
+
+@dataclass
+class Context:
+    host: str | None = None
+    tls: "TLSConfig | None" = None
+    debug: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    _client: "Client | None" = None
+
+    @property
+    def client(self) -> "Client":
+        if self._client is None:
+            from dockyard.client import Client
+
+            self._client = Client(self.host, tls=self.tls)
+        return self._client
+
+    def parser(self, command: str, usage_line: str, description: str) -> ArgParser:
+        return ArgParser(command, usage_line=usage_line, description=description)
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+
+    def print(self, *parts: object) -> None:
+        print(*parts, file=self.out)
+
+    def warn(self, text: str) -> None:
+        print(text, file=self.err)
+
+    def out_is_tty(self) -> bool:
+        try:
+            return os.isatty(self.out.fileno())
+        except (AttributeError, ValueError, OSError):
+            return False

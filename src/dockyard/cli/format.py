@@ -1,0 +1,238 @@
+"""Output as docker prints it: tables (Go's tabwriter with docker's
+settings), human sizes and durations (go-units), and ``--format``.
+
+``--format`` values, as docker takes them:
+
+- empty: the command's default table;
+- ``table`` or ``table TEMPLATE``: a table with headers;
+- ``json``: one JSON object per line (``{{json .}}``);
+- anything else: a Go template executed once per row, each followed by a
+  newline.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+from dockyard.cli.template import StrictFields, Template, TemplateError, go_json
+
+# -- go-units ---------------------------------------------------------------
+
+_DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
+
+def _go_g(value: float, precision: int) -> str:
+    """Go's %.*g: like C's, which Python's %g follows."""
+    return f"{value:.{precision}g}"
+
+
+def human_size(size: float, precision: int = 3) -> str:
+    """go-units HumanSizeWithPrecision: decimal units, "4.26MB"."""
+    unit = 0
+    while size >= 1000.0 and unit < len(_DECIMAL_UNITS) - 1:
+        size /= 1000.0
+        unit += 1
+    return _go_g(size, precision) + _DECIMAL_UNITS[unit]
+
+
+def bytes_size(size: float) -> str:
+    """go-units BytesSize: binary units, "23.54GiB"."""
+    unit = 0
+    while size >= 1024.0 and unit < len(_BINARY_UNITS) - 1:
+        size /= 1024.0
+        unit += 1
+    return _go_g(size, 4) + _BINARY_UNITS[unit]
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration ("About a minute", "2 weeks")."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)  # Go rounds half away from zero
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def since(timestamp: float, now: float | None = None) -> str:
+    """"2 minutes ago" for a Unix timestamp."""
+    now = time.time() if now is None else now
+    return human_duration(now - timestamp) + " ago"
+
+
+def go_time(timestamp: float) -> str:
+    """Go's time.Time String() in local time: "2026-11-25 10:03:15 +0000 UTC"."""
+    lt = time.localtime(timestamp)
+    return time.strftime("%Y-%m-%d %H:%M:%S %z ", lt) + (time.strftime("%Z", lt) or "UTC")
+
+
+def rfc3339(timestamp: float) -> str:
+    lt = time.localtime(timestamp)
+    offset = time.strftime("%z", lt)
+    offset = "Z" if offset in ("+0000", "-0000") else f"{offset[:3]}:{offset[3:]}"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", lt) + offset
+
+
+def parse_rfc3339(text: str) -> float:
+    """An RFC 3339 timestamp (nanoseconds allowed) as Unix seconds."""
+    from datetime import datetime
+
+    text = text.strip()
+    if not text or text.startswith("0001-01-01"):
+        return 0.0
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Python's fromisoformat takes at most 6 fraction digits.
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = ""
+        while rest and rest[0].isdigit():
+            digits, rest = digits + rest[0], rest[1:]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
+    return datetime.fromisoformat(text).timestamp()
+
+
+def short_id(image_id: str) -> str:
+    """The 12-hex-digit form docker prints ("sha256:" dropped)."""
+    return image_id.split(":", 1)[-1][:12]
+
+
+def ellipsis(text: str, width: int) -> str:
+    """Docker's TruncateWithEllipsis: cut to ``width`` runes ending in "…"."""
+    if len(text) <= width:
+        return text
+    return text[: width - 1] + "…" if width > 1 else text[:width]
+
+
+# -- tabwriter ----------------------------------------------------------------
+
+def tabwrite(lines: Iterable[str], *, minwidth: int = 10, padding: int = 3) -> str:
+    """Align tab-separated cells as Go's tabwriter does with docker's
+    settings (minwidth 10, tabwidth 1, padding 3, pad with spaces).
+
+    Cells are terminated by tabs; the text after a line's last tab is not
+    part of a column and is never padded.  Column widths are computed per
+    block of consecutive lines that have that column, as tabwriter does.
+    """
+    rows = [line.split("\t") for line in lines]
+    out_rows: list[list[str]] = [[] for _ in rows]
+
+    def format_block(start: int, end: int, col: int) -> None:
+        # rows[start:end] all have a cell terminated at column ``col``.
+        width = max(len(rows[i][col]) for i in range(start, end)) + padding
+        width = max(width, minwidth)
+        for i in range(start, end):
+            out_rows[i].append(rows[i][col].ljust(width))
+        # Recurse into the next column for runs of lines that have it.
+        i = start
+        while i < end:
+            if len(rows[i]) - 1 > col + 1:
+                j = i
+                while j < end and len(rows[j]) - 1 > col + 1:
+                    j += 1
+                format_block(i, j, col + 1)
+                i = j
+            else:
+                i += 1
+
+    i = 0
+    while i < len(rows):
+        if len(rows[i]) > 1:
+            j = i
+            while j < len(rows) and len(rows[j]) > 1:
+                j += 1
+            format_block(i, j, 0)
+            i = j
+        else:
+            i += 1
+    text = []
+    for row, cells in zip(rows, out_rows):
+        text.append("".join(cells) + row[-1])
+    return "\n".join(text) + ("\n" if text else "")
+
+
+# -- --format --------------------------------------------------------------
+
+def render_rows(format_spec: str | None, rows: Iterable[Mapping[str, Any]], *, default: str,
+                headers: Mapping[str, str], quiet_field: str | None = None, quiet: bool = False) -> str:
+    """Render ``rows`` (dicts of a command's fields, as docker's formatter
+    context) with ``--format`` or the command's ``default`` table.
+
+    ``headers`` maps a field to its table header (ID -> "IMAGE ID"); fields
+    not listed get their name upper-cased.
+    """
+    rows = list(rows)
+    spec = (format_spec or "").strip("\n") if format_spec else ""
+    if quiet and quiet_field and not spec:
+        spec = "{{." + quiet_field + "}}"
+    if not spec:
+        spec = default
+    if spec == "json":
+        return "".join(go_json(dict(row)) + "\n" for row in rows)
+    if spec.startswith("table"):
+        body = spec[len("table"):].strip() or default[len("table"):].strip()
+        if quiet and quiet_field:
+            body = "{{." + quiet_field + "}}"
+        body = _unescape(body)
+        template = Template(body)
+        lines = []
+        if not quiet:
+            header_ctx = _HeaderContext(headers)
+            lines.append(template.execute(header_ctx))
+        for row in rows:
+            lines.append(template.execute(StrictFields(row)))
+        text = "\n".join(lines)
+        return tabwrite(text.split("\n")) if lines else ""
+    template = Template(_unescape(spec))
+    return "".join(template.execute(StrictFields(row)) + "\n" for row in rows)
+
+
+def _unescape(spec: str) -> str:
+    # docker lets users type \t and \n in --format.
+    return spec.replace("\\t", "\t").replace("\\n", "\n")
+
+
+class _HeaderContext(StrictFields):
+    """Answers every field with its table header."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__()
+        self._headers = headers
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> str:
+        return self._headers.get(key, key.upper())
+
+
+def render_object(format_spec: str, obj: Any) -> str:
+    """One object through a template (``inspect --format``)."""
+    if format_spec == "json":
+        return go_json(obj)
+    return Template(_unescape(format_spec)).execute(obj)
+
+
+__all__ = ["TemplateError", "bytes_size", "ellipsis", "go_time", "human_duration", "human_size",
+           "parse_rfc3339", "render_object", "render_rows", "rfc3339", "short_id", "since", "tabwrite"]
+

@@ -1,0 +1,75 @@
+"""The command table: every ``dockyard`` verb, where it lives, what it does.
+
+Commands are loaded lazily: ``dockyard images`` imports only
+``dockyard.cli.commands.image``, so start-up stays fast however many
+commands exist.  A command is a function ``run(ctx, argv) -> int`` named
+``"module:function"`` relative to ``dockyard.cli.commands``.
+
+To add commands (the container verbs: run, create, start, ps, logs, exec,
+...), write ``commands/container.py`` with their functions and list them
+here: top-level verbs in :data:`COMMANDS`, management commands in
+:data:`GROUPS` (``dockyard container ls``).  Nothing else changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    target: str  # "module:function" under dockyard.cli.commands
+    summary: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    summary: str
+    commands: dict[str, CommandSpec] = field(default_factory=dict)
+
+    def find(self, name: str) -> CommandSpec | None:
+        if name in self.commands:
+            return self.commands[name]
+        for spec in self.commands.values():
+            if name in spec.aliases:
+                return spec
+        return None
+
+
+#: Top-level verbs (``dockyard images``), in the order help lists them.
+COMMANDS: dict[str, CommandSpec] = {
+    "images": CommandSpec("image:ls", "List images"),
+    "import": CommandSpec("image:import_", "Import the contents from a tarball to create a filesystem image"),
+    "load": CommandSpec("image:load", "Load an image from a tar archive or STDIN"),
+    "save": CommandSpec("image:save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
+    "tag": CommandSpec("image:tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    "rmi": CommandSpec("image:rm", "Remove one or more images"),
+    "history": CommandSpec("image:history", "Show the history of an image"),
+    "inspect": CommandSpec("inspect:inspect", "Return low-level information on Dockyard objects"),
+    "events": CommandSpec("system:events", "Get real time events from the server"),
+    "info": CommandSpec("system:info", "Display system-wide information"),
+    "version": CommandSpec("system:version", "Show the Dockyard version information"),
+}
+
+#: Management commands (``dockyard image ls``).
+GROUPS: dict[str, Group] = {
+    "image": Group("Manage images", {
+        "bootstrap": CommandSpec("image:bootstrap", "Create a base image from the host (busybox)"),
+        "history": CommandSpec("image:history", "Show the history of an image"),
+        "import": CommandSpec("image:import_", "Import the contents from a tarball to create a filesystem image"),
+        "inspect": CommandSpec("image:inspect", "Display detailed information on one or more images"),
+        "load": CommandSpec("image:load", "Load an image from a tar archive or STDIN"),
+        "ls": CommandSpec("image:ls", "List images", aliases=("list",)),
+        "prune": CommandSpec("image:prune", "Remove unused images"),
+        "rm": CommandSpec("image:rm", "Remove one or more images", aliases=("remove",)),
+        "save": CommandSpec("image:save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
+        "tag": CommandSpec("image:tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    }),
+    "system": Group("Manage Dockyard", {
+        "df": CommandSpec("system:df", "Show Dockyard disk usage"),
+        "events": CommandSpec("system:events", "Get real time events from the server"),
+        "info": CommandSpec("system:info", "Display system-wide information"),
+        "prune": CommandSpec("system:prune", "Remove unused data"),
+    }),
+}
