@@ -48,18 +48,21 @@ def test_add_moves_process_into_every_hierarchy(backend, gated):
 
 
 def test_children_forked_inside_are_listed_and_descendant_cgroups_count(backend, gated):
+    # Processes only in leaves: on v2 a cgroup whose children have
+    # controllers enabled cannot hold processes itself.
     cg = backend("ctr")
-    child_cg = backend("ctr/sub")
-    cg.create()
-    child_cg.create()
+    first, second = backend("ctr/a"), backend("ctr/b")
+    first.create()
+    second.create()
     parent = gated("sleep 30 & sleep 30 & wait")
-    cg.add(parent.pid)
+    first.add(parent.pid)
     parent.release()
-    assert wait_for(lambda: len(cg.procs()) == 3)
+    assert wait_for(lambda: len(first.procs()) == 3)
     lone = gated("sleep 30")
-    child_cg.add(lone.pid)
-    assert lone.pid in cg.procs()
-    assert child_cg.procs() == [lone.pid]
+    second.add(lone.pid)
+    assert second.procs() == [lone.pid]
+    assert set(cg.procs()) == set(first.procs()) | {lone.pid}
+    assert len(cg.procs()) == 4
 
 
 def test_add_errors(backend, gated):
@@ -218,3 +221,18 @@ def test_freeze_of_missing_cgroup_is_not_found(backend):
     assert not cg.is_frozen()
     assert cg.procs() == []
     cg.kill_all(signal.SIGKILL)  # nothing to do, no error
+
+
+def test_kill_all_sigkill_kills_a_paused_container(backend, gated):
+    cg = backend()
+    cg.create()
+    tree = gated("sleep 30 & wait")
+    cg.add(tree.pid)
+    tree.release()
+    assert wait_for(lambda: len(cg.procs()) == 2)
+    cg.freeze()
+    cg.kill_all(signal.SIGKILL)
+    rc, _, _ = tree.wait(timeout=5)
+    assert rc == -signal.SIGKILL
+    assert wait_for(lambda: cg.procs() == [])
+    cg.destroy()

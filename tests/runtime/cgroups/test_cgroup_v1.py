@@ -12,7 +12,7 @@ import sys
 import pytest
 from cgroup_testlib import CGROUP_ROOT, cpu_ticks, wait_for
 
-from dockyard.errors import InvalidArgument
+from dockyard.errors import Internal, InvalidArgument
 from dockyard.runtime.cgroups import CgroupV1
 from dockyard.runtime.cgroups.v1 import hierarchies, parse_blkio
 
@@ -46,7 +46,8 @@ def test_limits_land_in_the_right_files(v1_factory):
     cg = v1_factory()
     cg.create()
     resources = {
-        "memory": {"limit": 64 * MiB, "reservation": 32 * MiB, "swap": 96 * MiB, "swappiness": 10},
+        "memory": {"limit": 64 * MiB, "reservation": 32 * MiB, "swap": 96 * MiB, "swappiness": 10,
+                   "disableOOMKiller": True},
         "cpu": {"shares": 512, "quota": 25000, "period": 50000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 42},
         "blockIO": {"weight": 300},
@@ -61,6 +62,7 @@ def test_limits_land_in_the_right_files(v1_factory):
     if os.path.exists(f"{cg.dirs['memory']}/memory.memsw.limit_in_bytes"):
         assert read(cg, "memory", "memory.memsw.limit_in_bytes") == str(96 * MiB)
     assert read(cg, "memory", "memory.swappiness") == "10"
+    assert "oom_kill_disable 1" in read(cg, "memory", "memory.oom_control")
     assert read(cg, "cpu", "cpu.shares") == "512"
     assert read(cg, "cpu", "cpu.cfs_quota_us") == "25000"
     assert read(cg, "cpu", "cpu.cfs_period_us") == "50000"
@@ -182,6 +184,20 @@ def test_devices_rules_land_in_devices_list(v1_factory):
         {"allow": True, "type": "b", "access": "m"},
     ]})
     assert read(cg, "devices", "devices.list").splitlines() == ["c 1:3 rw", "b *:* m"]
+
+
+def test_failed_create_leaves_no_directory(tmp_path):
+    # A fake v1 root in tmp whose last hierarchy cannot hold directories.
+    mounts = {}
+    for name in ("cpu", "memory", "pids"):
+        (tmp_path / name).mkdir()
+        mounts[name] = str(tmp_path / name)
+    (tmp_path / "freezer").write_text("not a directory")
+    mounts["freezer"] = str(tmp_path / "freezer")
+    cg = CgroupV1("/dockyard/ctr", str(tmp_path), mounts=mounts)
+    with pytest.raises(Internal, match="creating cgroup /dockyard/ctr"):
+        cg.create()
+    assert [d for d in cg.all_dirs if os.path.isdir(d)] == []
 
 
 def test_invalid_values_write_nothing(v1_factory):

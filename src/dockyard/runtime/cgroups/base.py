@@ -164,8 +164,12 @@ class Cgroup(Protocol):
     deprecated knob) is logged as a warning and skipped.
     """
 
+    #: normalised cgroup path, e.g. "/dockyard/<id>"
     path: str
     version: Version
+    #: this cgroup's directory in every hierarchy it spans (v1: one per
+    #: mounted controller hierarchy, plus cgroup2 on hybrid hosts; v2: one)
+    all_dirs: tuple[str, ...]
 
     def create(self) -> None:
         """Make the cgroup directory in every hierarchy; idempotent."""
@@ -435,5 +439,5 @@ def apply_settings(settings, dir_for: Callable[[str], str | None], cgroup_path: 
             raise InvalidArgument(f"linux.resources.{s.field}: {files} does not exist in cgroup {cgroup_path} "
                                   f"(controller {s.controller!r} not available or not enabled)")
         if s.missing == "warn":
-            log.warning("cgroup %s: linux.resources.%s not applied: %s is not supported on this host",
-                        cgroup_path, s.field, files)
+            log.warning("cgroup %s: linux.resources.%s not applied: no %s here (the %s controller is not "
+                        "available to this cgroup)", cgroup_path, s.field, files, s.controller)

@@ -123,16 +123,25 @@ class CgroupV1:
 
     def create(self) -> None:
         cpuset = self.dirs.get("cpuset")
-        for d in self.all_dirs:
-            if d == cpuset:
-                self._create_cpuset()
-            else:
-                try:
+        created: list[str] = []
+        try:
+            for d in self.all_dirs:
+                if d == cpuset:
+                    self._create_cpuset(created)
+                elif not os.path.isdir(d):
                     os.makedirs(d, exist_ok=True)
-                except OSError as err:
-                    raise Internal(f"creating cgroup {self.path}: mkdir {d}: {err.strerror}") from err
+                    created.append(d)
+        except OSError as err:
+            # Leave no half-made cgroup: undo this call's directories (shared
+            # parents such as /dockyard stay).
+            for d in reversed(created):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+            raise Internal(f"creating cgroup {self.path}: {err.filename or ''}: {err.strerror}") from err
 
-    def _create_cpuset(self) -> None:
+    def _create_cpuset(self, created: list[str]) -> None:
         # A new cpuset cgroup starts with empty cpus and mems (unless the
         # parent sets cgroup.clone_children), and a task cannot join an
         # empty cpuset: fill each level from its parent on the way down.
@@ -141,10 +150,9 @@ class CgroupV1:
             d = f"{parent}/{part}"
             try:
                 os.mkdir(d)
+                created.append(d)
             except FileExistsError:
                 pass
-            except OSError as err:
-                raise Internal(f"creating cgroup {self.path}: mkdir {d}: {err.strerror}") from err
             for file in ("cpuset.cpus", "cpuset.mems"):
                 if not read_text(f"{d}/{file}").strip():
                     write_text(f"{d}/{file}", read_text(f"{parent}/{file}").strip() or "\n")
@@ -267,9 +275,13 @@ class CgroupV1:
         if sig == signal.SIGKILL and self.unified:
             try:
                 write_text(f"{self.unified}/cgroup.kill", "1")
-                return
             except FileNotFoundError:
                 pass  # kernel < 5.14 or cgroup gone: signal one by one
+            else:
+                # Tasks frozen by the v1 freezer only die once thawed.
+                if self.is_frozen():
+                    self.thaw()
+                return
         was_frozen = self.is_frozen() if "freezer" in self.dirs else False
         froze = False
         if "freezer" in self.dirs and self.exists():
