@@ -184,3 +184,17 @@ def test_usage_counts_only_own_layer(sn, data_root):
     assert sn.usage("l0").size >= 1 << 20
     assert sn.usage("c").size < 1 << 20
     assert sn.usage("c").inodes == 2
+
+
+@pytest.mark.parametrize("strategy", [koverlay.DIRECT, koverlay.NEW_API, koverlay.RELATIVE])
+def test_mounted_active_snapshot_is_not_removed(sn, data_root, strategy):
+    if strategy == koverlay.NEW_API and not koverlay.supports_lowerdir_plus():
+        pytest.skip("kernel lacks overlay lowerdir+ (Linux < 6.8)")
+    _layer(sn, "l0", None, {"a": b"A"})
+    target = data_root / "m"
+    target.mkdir()
+    with mounted(sn.prepare("c", "l0"), target, overlay_strategy=strategy):
+        with pytest.raises(FailedPrecondition, match="is mounted at"):
+            sn.remove("c")
+        assert (target / "a").read_bytes() == b"A"
+    sn.remove("c")

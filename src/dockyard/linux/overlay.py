@@ -9,7 +9,7 @@ order of preference:
    ``lowerdir+`` parameter per layer (Linux >= 6.8): no length limit but
    the kernel's 500 layers; each path may be up to 255 bytes.
 3. Relative paths: a child process chdirs into the directory common to
-   all layer paths and mounts with paths relative to it (the kernel
+   all lower paths and mounts with lowers relative to it (the kernel
    resolves them against the caller's cwd).  A child, because chdir is
    process-wide and the daemon is multithreaded.  Short layer link names
    (the snapshotter's ``l/`` directory) keep this under a page for
@@ -171,6 +171,7 @@ def _mount_new_api(target: str, lowers: list[str], upper: str | None, work: str 
                 config(FSCONFIG_SET_STRING, key, value)
             else:
                 config(FSCONFIG_SET_FLAG, opt, None)
+        config(FSCONFIG_SET_STRING, "source", "overlay")  # as mount(8) would show it
         for lower in lowers:
             config(FSCONFIG_SET_STRING, "lowerdir+", lower)
         if upper is not None:
@@ -201,15 +202,14 @@ _RELATIVE_MOUNT = (
 
 def _mount_relative(target: str, lowers: list[str], upper: str | None, work: str | None,
                     extra: str, flags: int) -> None:
-    paths = [os.path.abspath(p) for p in lowers + [p for p in (upper, work) if p is not None]]
+    # Only the lowers are made relative: they are what is long.  Upper and
+    # work stay absolute, so mountinfo names them unambiguously.
+    paths = [os.path.abspath(p) for p in lowers]
     base = os.path.commonpath(paths)
     if base in paths:  # a path cannot be relative to itself usefully
         base = os.path.dirname(base)
-
-    def rel(p: str) -> str:
-        return os.path.relpath(os.path.abspath(p), base)
-
-    data = overlay_data([rel(p) for p in lowers], rel(upper) if upper else None, rel(work) if work else None,
+    data = overlay_data([os.path.relpath(p, base) for p in paths],
+                        os.path.abspath(upper) if upper else None, os.path.abspath(work) if work else None,
                         [extra] if extra else [])
     if len(data.encode()) > PAGE_LIMIT:
         raise OSError(7, f"overlay options for {len(lowers)} layers exceed a page even as relative paths "

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from ..errors import InvalidArgument, NotFound
+from ..errors import AlreadyExists, InvalidArgument, NotFound
 from .db import Database
 
 #: snapshot label naming the lease that protects it
@@ -124,8 +124,6 @@ class LeaseManager:
                       current_owner() if owned else None, dict(labels or {}))
         with self.db.transaction() as conn:
             if conn.execute("SELECT 1 FROM leases WHERE id = ?", (lease_id,)).fetchone():
-                from ..errors import AlreadyExists
-
                 raise AlreadyExists(f"lease {lease_id} exists already")
             conn.execute("INSERT INTO leases (id, created, expires, owner, labels) VALUES (?, ?, ?, ?, ?)",
                          (lease.id, lease.created, lease.expires, lease.owner, json.dumps(lease.labels)))

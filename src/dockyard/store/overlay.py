@@ -110,6 +110,19 @@ class OverlaySnapshotter(DirectorySnapshotter):
             "lowerdir=" + ":".join(str(self._link(a["id"])) for a in ancestors),
         ))]
 
+    def remove(self, key: str) -> None:
+        """As the Protocol says, plus: an active snapshot still mounted as
+        an overlay's upper dir (a live container's rootfs) is refused with
+        FailedPrecondition instead of being deleted under its user."""
+        with self.db.reading() as conn:
+            row = self._row(conn, key)
+        if row["kind"] == Kind.ACTIVE:
+            option = f"upperdir={self._fs(row['id'])}"
+            for m in mountinfo():
+                if m.fstype == "overlay" and option in m.super_options:
+                    raise FailedPrecondition(f"snapshot {key} is mounted at {m.mount_point}; unmount it first")
+        super().remove(key)
+
     def upper_dir(self, key: str) -> Path:
         """The writable directory of active snapshot ``key``."""
         with self.db.reading() as conn:
