@@ -253,3 +253,18 @@ def test_owner_tracking():
     assert not owner_alive(proc.stdout.strip())
     boot, pid, start = current_owner().split("/")
     assert not owner_alive(f"another-boot/{pid}/{start}")
+
+
+def test_open_store_layout_and_bad_driver(data_root):
+    from dockyard.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="unknown snapshotter"):
+        open_store(data_root / "s", snapshotter="zfs")
+    with open_store(data_root / "s", snapshotter="native") as store:
+        blob = store.ingest(b"x")
+        assert store.content.path(blob.digest) == data_root / "s" / "content" / "blobs" / "sha256" / blob.digest.encoded
+        assert (data_root / "s" / "metadata.db").exists()
+        assert store.snapshotter.root == data_root / "s" / "snapshots" / "native"
+        # other layers add their own tables to the same database
+        store.db.migrate("containers-test", ["CREATE TABLE c (id TEXT PRIMARY KEY)"])
+        assert store.db.versions()["containers-test"] == 1

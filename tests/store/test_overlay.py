@@ -45,6 +45,8 @@ def test_mount_descriptions(sn, data_root):
     (m,) = sn.prepare("c", "l1")
     assert m.type == "overlay"
     assert m.options[:len(OVERLAY_OPTIONS)] == OVERLAY_OPTIONS
+    # whatever the kernel's defaults, uppers must stay complete diffs
+    assert {"index=off", "redirect_dir=off", "metacopy=off"} <= set(m.options)
     assert m.option("upperdir") == str(sn.upper_dir("c"))
     assert m.option("workdir") == str(sn.work_dir("c"))
     lowers = m.option("lowerdir").split(":")

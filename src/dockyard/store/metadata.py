@@ -39,7 +39,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable
 
 from ..errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ..oci.digest import Digest
