@@ -46,7 +46,9 @@ if TYPE_CHECKING:
 class GCLock:
     """Readers-writer lock over a file: ``shared()`` for work that adds
     references, ``exclusive()`` for collection.  Each use opens its own
-    file description, so threads of one process exclude each other too."""
+    file description, so threads of one process exclude each other too -
+    which also means a thread holding ``shared()`` must not call
+    ``collect()`` (it would wait for itself)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
