@@ -74,7 +74,9 @@ class AppliedLayer:
     compression: Compression
     size: int  # bytes of the blob as read
     uncompressed_size: int  # bytes of the tar stream
-    content_size: int  # sum of regular file sizes: Docker's layer "Size"
+    #: Docker's layer "Size": bytes of regular files (hard links once) and
+    #: symlink targets, what Docker's directory size walk counts
+    content_size: int
     entries: int
 
 
@@ -255,6 +257,7 @@ class _Applier:
                     depth += 1
         base = parts[-1]
         self._create(parent, parts, lambda: os.symlink(target, base, dir_fd=parent))
+        self.content_size += len(target)
         if self.options.same_owner:
             os.chown(base, entry.uid, entry.gid, dir_fd=parent, follow_symlinks=False)
         if entry.xattrs:

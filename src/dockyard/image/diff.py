@@ -184,6 +184,7 @@ class LayerTarWriter:
         elif stat.S_ISLNK(mode):
             entry.type = tarfmt.SYM
             entry.linkname = os.readlink(src)
+            self.content_size += len(entry.linkname)
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
             entry.type = tarfmt.CHR if stat.S_ISCHR(mode) else tarfmt.BLK
             entry.devmajor = os.major(st.st_rdev)
