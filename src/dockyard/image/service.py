@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Sequence
 
-from ..errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ..errors import AlreadyExists, DockyardError, FailedPrecondition, InvalidArgument, NotFound
 from ..oci import mediatype
 from ..oci.digest import Digest
 from ..oci.image import ContainerConfig, History, ImageConfig, Platform, RootFS, canonical_bytes, chain_id, \
@@ -237,10 +237,18 @@ class ImageService:
 
     @contextlib.contextmanager
     def _operation(self):
-        """A lease plus the GC lock held shared, for one install."""
+        """A lease plus the GC lock held shared, for one install.  If the
+        install fails, what only its lease protected (blobs, layers
+        unpacked before the failure) is collected at once, so a failed
+        load leaves nothing behind."""
         store = self.store
-        with store.leases.lease() as lease, store.gc_lock.shared():
-            yield lease
+        try:
+            with store.leases.lease() as lease, store.gc_lock.shared():
+                yield lease
+        except BaseException:
+            with contextlib.suppress(DockyardError, OSError):
+                store.collect()
+            raise
 
     def _protect(self, lease) -> Callable[[Digest], None]:
         def hook(digest: Digest) -> None:
