@@ -1,31 +1,32 @@
 """OCI ``linux.resources`` -> the control-file writes that enforce it.
 
-Pure planning, no I/O: :func:`plan` validates the whole object and returns
-the writes in the order they must happen, so a bad value is reported
-(``InvalidArgument`` naming the field) before anything is written.
+Pure planning, no I/O: :func:`plan_v1` and :func:`plan_v2` validate the
+whole object and return the writes in the order they must happen, so a bad
+value is reported (``InvalidArgument`` naming the field) before anything
+is written.
 
 OCI fields map to files by tables, one per backend and section.  A table
-row is ``(OCI key, file(s), converter)``; the converter validates the value
-and renders what the kernel expects, or returns ``None`` for "leave
+row is ``(OCI key, file, converter, strict)``; the converter validates the
+value and renders what the kernel expects, or returns ``None`` for "leave
 unset" (OCI, like runc, treats 0 as unset for limits, shares and quotas).
 The few values that span several fields (v2 ``cpu.max`` = quota and
 period, ``memory.swap.max`` = swap - limit, ``io.max`` = every throttle of
 one device) are built by small functions after the tables.
 
-Units and special values (kernel cgroup docs, v1 and v2):
+Units and special values (kernel cgroup docs, v1 -> v2):
 
-========================  ===========================  ==========================
-OCI                       v1 file                      v2 file
-========================  ===========================  ==========================
-memory.limit (bytes)      memory.limit_in_bytes (-1)   memory.max ("max")
-memory.reservation        memory.soft_limit_in_bytes   memory.low
-memory.swap (mem+swap)    memory.memsw.limit_in_bytes  memory.swap.max = swap-limit
-cpu.shares (2..262144)    cpu.shares                   cpu.weight = 1+(s-2)*9999/262142
-cpu.quota/period (us)     cpu.cfs_quota_us/period_us   cpu.max "quota period"
-pids.limit (<=0: none)    pids.max                     pids.max
-blockIO.weight (10-1000)  blkio.weight|blkio.bfq.weight  io.bfq.weight | io.weight
-throttle*Device           blkio.throttle.*_device      io.max "M:m rbps= wbps= riops= wiops="
-========================  ===========================  ==========================
+- memory.limit, bytes: memory.limit_in_bytes (-1 = none) -> memory.max ("max")
+- memory.reservation: memory.soft_limit_in_bytes -> memory.low
+- memory.swap, memory+swap total: memory.memsw.limit_in_bytes
+  -> memory.swap.max = swap - limit
+- cpu.shares, 2..262144: cpu.shares -> cpu.weight = 1 + (shares-2)*9999/262142
+- cpu.quota/period, microseconds: cpu.cfs_quota_us, cpu.cfs_period_us
+  -> cpu.max "quota period"
+- pids.limit (<= 0: none): pids.max -> pids.max
+- blockIO.weight, 10..1000: blkio.weight or blkio.bfq.weight
+  -> io.bfq.weight (same range) or io.weight = 1 + (w-10)*9999/990
+- blockIO.throttle*Device: blkio.throttle.{read,write}_{bps,iops}_device
+  -> io.max "MAJ:MIN rbps=.. wbps=.. riops=.. wiops=.."
 """
 
 from __future__ import annotations
