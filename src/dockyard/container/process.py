@@ -1,0 +1,89 @@
+"""How the container service runs a container's processes: the interface
+to the per-container supervisor.
+
+Terms:
+
+supervisor
+    A small process per container, not a child of the daemon, that starts
+    the container from its bundle through an OCI runtime, holds its stdio
+    (writing output to the log driver), waits for it and records its exit
+    status in a file.  It outlives the daemon, so a daemon restart loses
+    nothing (live-restore).
+handle
+    What the service persists to find a supervisor again after a restart:
+    a JSON-able dict whose keys only the backend interprets.
+
+Lifecycle, as the service drives it::
+
+    handle = backend.spawn(request)            # the container is running
+    status = await backend.wait_exit(handle)   # ... it exited
+    backend.release(handle)                    # supervisor files removed
+
+After a daemon restart: ``backend.exit_status(handle)`` says whether it
+exited meanwhile (and how); ``backend.alive(handle)`` whether it still
+runs; ``wait_exit`` works on a re-adopted handle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class LogSpec:
+    driver: str
+    path: str | None
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpawnRequest:
+    container_id: str
+    bundle: Path
+    runtime: str
+    runtime_root: Path
+    state_dir: Path                 # where the supervisor keeps its files
+    log: LogSpec
+    tty: bool = False
+    open_stdin: bool = False
+    #: cgroup of the container, for OOM accounting
+    cgroups_path: str = ""
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    exit_code: int
+    oom_killed: bool = False
+    finished_at: str = ""           # RFC 3339
+    error: str = ""
+
+
+class ProcessBackend(Protocol):
+    def spawn(self, request: SpawnRequest) -> dict[str, Any]:
+        """Start the container under a new supervisor and return its handle
+        once the container process runs.  Raises a DockyardError (the
+        runtime's) when it could not start; nothing is left behind then."""
+        ...
+
+    def pid(self, handle: dict[str, Any]) -> int:
+        """Host pid of the container's init."""
+        ...
+
+    def alive(self, handle: dict[str, Any]) -> bool:
+        """Whether the supervisor still runs (the container may be exiting)."""
+        ...
+
+    def exit_status(self, handle: dict[str, Any]) -> ExitStatus | None:
+        """The recorded exit, or None while the container runs."""
+        ...
+
+    async def wait_exit(self, handle: dict[str, Any]) -> ExitStatus:
+        """Wait (without a thread) until the container exited."""
+        ...
+
+    def release(self, handle: dict[str, Any]) -> None:
+        """Forget a container whose exit was consumed: remove the
+        supervisor's files and the runtime's state."""
+        ...

@@ -1,0 +1,1337 @@
+"""The container service: Docker's container operations over the store,
+the runtime and per-container supervisors.
+
+Concurrency model.  The service is asyncio-native: every operation is a
+coroutine to be awaited on the daemon's loop, and blocking work (mounts,
+snapshot I/O, runtime calls) runs in the default executor.  Records are
+only mutated on the loop thread, under a per-container ``asyncio.Lock`` for
+lifecycle operations; long waits (``wait``, log follow, stats streams, exit
+monitoring) hold no lock and no thread (exits are watched through pidfds).
+The few synchronous methods (``counts``, ``image_ids_in_use``,
+``disk_usage``, ``resolve``) only read, and are safe from any thread.
+
+Persistence.  Each record change is written to the metadata DB in one
+transaction before the service acts on it or reports it, so a daemon that
+dies at any point comes back (``open``) to a record that is at most one
+step behind the kernel, and reconciliation closes that step: containers
+are never killed when the service closes (live-restore, always).
+
+Layout under ``<data_root>/containers/<id>/``: ``config.json`` (the OCI
+bundle, with ``rootfs/`` as the mount point of the container's snapshot),
+``hostname``, ``hosts``, ``resolv.conf``, the log file(s), ``shm/`` for a
+shareable IPC namespace and ``supervisor/`` for the supervisor's files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal as signal_mod
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Mapping
+
+from ..errors import (AlreadyExists, DockyardError, FailedPrecondition, Internal, InvalidArgument, NotFound,
+                      Unavailable)
+from . import archive as archive_mod
+from . import stats as stats_mod
+from .config import (container_ref, health_settings, merge_image_config, network_mode, normalize_host_config,
+                     parse_restart_policy, validate_config, validate_resources)
+from .db import ContainerDB
+from .etcfiles import write_etc_files
+from .fsutil import atomic_write
+from .hostinfo import HostInfo, probe_host
+from .images import ImageBackend, StoreImageBackend
+from .model import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, ZERO_TIME, Container, Health,
+                    State, check_name, format_time, new_id, parse_time)
+from .mounts import parse_host_mounts
+from .names import generate_name
+from .process import ExitStatus, LogSpec, ProcessBackend, SpawnRequest
+from .signals import parse_signal
+from .spec import SpecContext, build_spec
+from .views import PRUNE_FILTERS, ListFilter, inspect_json, match_labels, normalize_filters, parse_until, summary_json
+
+log = logging.getLogger("dockyard.container")
+
+Publisher = Callable[..., None]
+
+DEFAULT_STOP_TIMEOUT = 10
+#: Docker's restart back-off: first delay, factor, cap; reset after a run this long.
+BACKOFF_START = 0.1
+BACKOFF_MAX = 60.0
+BACKOFF_RESET_AFTER = 10.0
+#: How long a SIGKILLed container may take to be reported gone.
+KILL_WAIT = 30.0
+
+
+def _find_init_binary() -> str | None:
+    for candidate in ("/usr/bin/docker-init", "/usr/libexec/docker/docker-init", "/usr/bin/tini-static",
+                      "/usr/bin/tini", "/usr/sbin/docker-init"):
+        if os.access(candidate, os.X_OK):
+            return os.path.realpath(candidate)
+    return None
+
+
+def _default_seccomp(caps: list[str]) -> dict[str, Any] | None:
+    try:
+        from ..runtime.native.seccomp_profile import default_profile
+    except ImportError:  # the runtime layer always ships it; be explicit if not
+        raise Unavailable("the default seccomp profile (dockyard.runtime) is not available") from None
+    return default_profile(caps)
+
+
+def _exit_code_for(exc: DockyardError) -> int:
+    # Docker's convention for a process that could not be started: 127 not
+    # found, 126 not executable, 128 anything else.
+    if isinstance(exc, NotFound):
+        return 127
+    if isinstance(exc, FailedPrecondition):
+        return 126
+    return 128
+
+
+class ContainerService:
+    """See the module docstring.  Construct, ``await open()``, use,
+    ``await close()``."""
+
+    def __init__(self, *, data_root: Path | str, store: Any, processes: ProcessBackend | None = None,
+                 images: ImageBackend | None = None, publish: Publisher | None = None,
+                 runtime_root: Path | str | None = None, default_runtime: str = "native",
+                 default_log_driver: str = "json-file", default_log_options: Mapping[str, str] | None = None,
+                 cgroup_parent: str = "/dockyard", host: HostInfo | None = None,
+                 init_binary: str | None = "auto", image_service: Any = None) -> None:
+        self.data_root = Path(data_root)
+        self.containers_dir = self.data_root / "containers"
+        self.containers_dir.mkdir(parents=True, exist_ok=True, mode=0o710)
+        self.store = store
+        self.db = ContainerDB(store.db)
+        self.images: ImageBackend = images or StoreImageBackend(store)
+        self.image_service = image_service
+        if processes is None:
+            from .standin_supervisor import StandinProcessBackend
+            processes = StandinProcessBackend()
+        self.processes = processes
+        self._publish = publish
+        self.runtime_root = Path(runtime_root) if runtime_root else Path("/run/dockyard/runtime")
+        self.default_runtime = default_runtime
+        self.default_log_driver = default_log_driver
+        self.default_log_options = dict(default_log_options or {})
+        self.cgroup_parent = cgroup_parent
+        self.host = host or probe_host()
+        self.init_binary = _find_init_binary() if init_binary == "auto" else init_binary
+        self._records: dict[str, Container] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._exit_waiters: dict[str, list[asyncio.Future]] = {}
+        self._removal_waiters: dict[str, list[asyncio.Future]] = {}
+        self._tasks: dict[tuple[str, str], asyncio.Task] = {}
+        self._backoff: dict[str, float] = {}
+        self._runtimes: dict[str, Any] = {}
+        self._closed = False
+        self._opened = False
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _emit(self, c: Container, action: str, **attrs: Any) -> None:
+        if self._publish is None:
+            return
+        try:
+            self._publish("container", action, c.id, c.event_attributes(**attrs))
+        except Exception:  # noqa: BLE001 - an event subscriber must not break a lifecycle step
+            log.exception("publishing %s event for %s", action, c.id)
+
+    def _lock(self, cid: str) -> asyncio.Lock:
+        lock = self._locks.get(cid)
+        if lock is None:
+            lock = self._locks[cid] = asyncio.Lock()
+        return lock
+
+    def _runtime(self, name: str) -> Any:
+        rt = self._runtimes.get(name)
+        if rt is None:
+            from ..runtime.registry import get_runtime
+            rt = self._runtimes[name] = get_runtime(name, self.runtime_root / name)
+        return rt
+
+    def _dir(self, c: Container | str) -> Path:
+        return self.containers_dir / (c if isinstance(c, str) else c.id)
+
+    def _rootfs(self, c: Container) -> Path:
+        return self._dir(c) / "rootfs"
+
+    def _save(self, c: Container) -> None:
+        self.db.save(c)
+
+    def _set_state(self, c: Container, **changes: Any) -> None:
+        c.state = c.state.replace(**changes)
+        self._save(c)
+
+    def _start_task(self, cid: str, kind: str, coro) -> asyncio.Task:
+        self._cancel_task(cid, kind)
+        task = asyncio.get_running_loop().create_task(coro, name=f"container-{kind}-{cid[:12]}")
+        self._tasks[(cid, kind)] = task
+        task.add_done_callback(lambda t, key=(cid, kind): self._task_done(key, t))
+        return task
+
+    def _task_done(self, key: tuple[str, str], task: asyncio.Task) -> None:
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("container task %s failed", key, exc_info=task.exception())
+
+    def _cancel_task(self, cid: str, kind: str) -> None:
+        task = self._tasks.pop((cid, kind), None)
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+
+    def _notify(self, waiters: dict[str, list[asyncio.Future]], cid: str, value: Any) -> None:
+        for fut in waiters.pop(cid, []):
+            if not fut.done():
+                fut.set_result(value)
+
+    # ------------------------------------------------------------------ lookup
+
+    def resolve(self, ref: str) -> Container:
+        """A container by full ID, name, or unique ID prefix (Docker's order).
+        NotFound ``No such container: <ref>``."""
+        if not ref:
+            raise NotFound("No such container: ")
+        c = self._records.get(ref)
+        if c is not None:
+            return c
+        name = ref if ref.startswith("/") else "/" + ref
+        for c in self._records.values():
+            if c.name == name:
+                return c
+        if all(ch in "0123456789abcdef" for ch in ref):
+            found = [c for cid, c in self._records.items() if cid.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def counts(self):
+        running = paused = stopped = 0
+        for c in list(self._records.values()):
+            if c.state.status == PAUSED:
+                paused += 1
+            elif c.state.status in (RUNNING, RESTARTING):
+                running += 1
+            else:
+                stopped += 1
+        try:
+            from ..daemon.engine import ContainerCounts  # only for the daemon's value type
+        except ImportError:
+            return {"running": running, "paused": paused, "stopped": stopped}
+        return ContainerCounts(running=running, paused=paused, stopped=stopped)
+
+    def image_ids_in_use(self) -> set[str]:
+        return {c.image_id for c in list(self._records.values())}
+
+    def disk_usage(self) -> list[dict[str, Any]]:
+        result = []
+        for c in list(self._records.values()):
+            size_rw, size_root = self._sizes(c)
+            result.append(summary_json(c, size_rw=size_rw, size_root_fs=size_root))
+        return result
+
+    # ------------------------------------------------------------------ open / close
+
+    async def open(self) -> None:
+        """Load every record and reconcile it with supervisors and the kernel
+        (live-restore): re-adopt running containers, record exits that
+        happened while no daemon watched, restart what policies say, clean
+        up what removed containers left."""
+        if self._opened:
+            return
+        self._opened = True
+        records = await asyncio.to_thread(lambda: list(self.db.all()))
+        for c in records:
+            self._records[c.id] = c
+        for c in records:
+            try:
+                await self._reconcile(c)
+            except DockyardError as exc:
+                log.error("reconciling container %s: %s", c.id, exc)
+        await asyncio.to_thread(self._clean_orphans)
+        for c in list(self._records.values()):
+            if c.state.status in (EXITED, CREATED) and c.has_been_started and not c.manually_stopped:
+                policy = parse_restart_policy(c.host_config.get("RestartPolicy"))
+                if policy.name in ("always", "unless-stopped"):
+                    self._start_task(c.id, "restart", self._restart_later(c.id, 0.0))
+
+    async def close(self) -> None:
+        """Stop watching; leave every container running (live-restore)."""
+        self._closed = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    async def _reconcile(self, c: Container) -> None:
+        status = c.state.status
+        if status == REMOVING:
+            await self._remove_locked(c, force=True)
+            return
+        if status in (RUNNING, PAUSED) or (status == RESTARTING and c.supervisor):
+            handle = c.supervisor
+            exit_status = self.processes.exit_status(handle) if handle else None
+            if handle and exit_status is None and self.processes.alive(handle):
+                # Still running: watch it again.
+                self._ensure_rootfs_mounted(c)
+                self._start_task(c.id, "monitor", self._monitor(c.id, dict(handle)))
+                hc = health_settings(c.config.get("Healthcheck"))
+                if hc is not None:
+                    self._start_task(c.id, "health", self._health_loop(c.id))
+                log.info("re-adopted container %s (pid %s)", c.id, self.processes.pid(handle))
+                return
+            if exit_status is None:
+                exit_status = ExitStatus(exit_code=255, finished_at=format_time(),
+                                         error="the container's supervisor is gone; exit status unknown")
+            await self._handle_exit(c.id, exit_status, handle)
+            return
+        if status == RESTARTING:
+            self._start_task(c.id, "restart", self._restart_later(c.id, 0.0))
+            return
+        # Stopped containers keep no mounts.
+        await asyncio.to_thread(self._unmount_rootfs, c)
+
+    def _clean_orphans(self) -> None:
+        """Mounts, snapshots and directories of containers that have no
+        record (removed while a daemon crashed half-way)."""
+        from ..linux.mount import mounts_under, unmount_all
+        known = set(self._records)
+        for mountpoint in mounts_under(self.containers_dir):
+            rel = os.path.relpath(mountpoint, self.containers_dir).split("/")[0]
+            if rel not in known:
+                with contextlib.suppress(OSError):
+                    unmount_all(self.containers_dir / rel)
+        for entry in self.containers_dir.iterdir():
+            if entry.name not in known and len(entry.name) == 64:
+                shutil.rmtree(entry, ignore_errors=True)
+        sn = self.store.snapshotter
+        with contextlib.suppress(Exception):
+            for info in list(sn.walk(label=("dockyard/container", None))):
+                if info.labels.get("dockyard/container") not in known:
+                    with contextlib.suppress(DockyardError):
+                        sn.remove(info.name)
+
+    # ------------------------------------------------------------------ create
+
+    async def create(self, config: Mapping[str, Any], host_config: Mapping[str, Any] | None = None,
+                     networking_config: Mapping[str, Any] | None = None, *, name: str | None = None,
+                     platform: str | None = None) -> dict[str, Any]:
+        """``POST /containers/create``: returns ``{"Id", "Warnings"}``."""
+        if not isinstance(config, Mapping):
+            raise InvalidArgument("invalid container config: expected an object")
+        image_ref = config.get("Image") or ""
+        if not image_ref:
+            raise InvalidArgument("Config.Image is required")
+        if name:
+            name = check_name(name)
+        hc, warnings = normalize_host_config(dict(host_config or {}), self.host,
+                                             default_log_driver=self.default_log_driver,
+                                             default_runtime=self.default_runtime)
+        from .. import logs
+        log_config = hc["LogConfig"]
+        if log_config["Type"] == self.default_log_driver and not log_config["Config"]:
+            log_config["Config"] = dict(self.default_log_options)
+        logs.validate(log_config["Type"], log_config["Config"])
+        from ..runtime.registry import get_runtime
+        try:
+            get_runtime(hc["Runtime"], self.runtime_root / hc["Runtime"])
+        except Unavailable as exc:
+            raise InvalidArgument(f"unknown or invalid runtime name: {hc['Runtime']}: {exc}") from None
+        image = await asyncio.to_thread(self.images.resolve, image_ref)
+        merged = merge_image_config(dict(config), image.config)
+        merged = validate_config(merged, hc)
+        for ref_mode in (hc.get("NetworkMode"), hc.get("IpcMode"), hc.get("PidMode")):
+            ref = container_ref(ref_mode or "")
+            if ref:
+                self.resolve(ref)  # must exist (Docker checks at create)
+        if network_mode(hc) == "bridge":
+            warnings.append("bridge networking is not available yet: the container gets a private network "
+                            "namespace with only a loopback interface")
+
+        cid = new_id()
+        c = Container(id=cid, name=name or "", created=format_time(), image_id=image.id, image=image_ref,
+                      config=merged, host_config=hc,
+                      networking_config=dict(networking_config) if networking_config else None,
+                      snapshot_key=f"container-{cid}", runtime=hc["Runtime"])
+        cdir = self._dir(cid)
+        c.root_dir = str(cdir)
+        path = logs.log_path(log_config["Type"], cdir, cid)
+        c.log_path = str(path) if path else ""
+        c.extra = {"hostname_path": str(cdir / "hostname"), "hosts_path": str(cdir / "hosts"),
+                   "resolv_conf_path": str(cdir / "resolv.conf"), "image_top_layer": image.top_layer}
+        # The record goes in first: a name conflict is found before anything
+        # is made on disk.
+        if name:
+            self.db.insert(c)
+        else:
+            for attempt in range(10):
+                c.name = "/" + generate_name(attempt)
+                try:
+                    self.db.insert(c)
+                    break
+                except AlreadyExists:
+                    if attempt == 9:
+                        raise
+        try:
+            await asyncio.to_thread(self._make_container_files, c, image.top_layer)
+        except BaseException:
+            await asyncio.to_thread(self._remove_files, c)
+            self.db.delete(cid)
+            raise
+        self._records[cid] = c
+        self._emit(c, "create")
+        return {"Id": cid, "Warnings": warnings}
+
+    def _make_container_files(self, c: Container, parent: str | None) -> None:
+        cdir = self._dir(c)
+        cdir.mkdir(mode=0o710)
+        (cdir / "rootfs").mkdir()
+        for point in parse_host_mounts(c.host_config):
+            if point.type == "bind" and not os.path.exists(point.source):
+                if point.create_source:
+                    os.makedirs(point.source, mode=0o755, exist_ok=True)
+                else:
+                    raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does "
+                                          f"not exist: {point.source}")
+        write_etc_files(cdir, c.config, c.host_config, c.id)
+        with self.store.gc_lock.shared():
+            self.store.snapshotter.prepare(c.snapshot_key, parent, labels={"dockyard/container": c.id})
+
+    def _remove_files(self, c: Container) -> None:
+        from ..linux.mount import unmount_all
+        cdir = self._dir(c)
+        with contextlib.suppress(OSError):
+            unmount_all(cdir)
+        with contextlib.suppress(NotFound):
+            self.store.snapshotter.remove(c.snapshot_key)
+        shutil.rmtree(cdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ mounts
+
+    def _ensure_rootfs_mounted(self, c: Container) -> None:
+        from ..linux.mount import is_mountpoint
+        from ..store.mounting import mount_all
+        target = self._rootfs(c)
+        target.mkdir(parents=True, exist_ok=True)
+        if is_mountpoint(target):
+            return
+        try:
+            mount_all(self.store.snapshotter.mounts(c.snapshot_key), target)
+        except DockyardError as exc:
+            if c.state.running:
+                # An overlay whose upper dir is still used by the running
+                # container's own mount may refuse a second mount; the
+                # container is fine, host-side access goes through
+                # /proc/<pid>/root instead.
+                log.warning("container %s: could not remount its rootfs: %s", c.id, exc)
+                return
+            raise
+
+    def _unmount_rootfs(self, c: Container) -> None:
+        from ..linux.mount import unmount_all
+        for path in (self._dir(c) / "shm", self._rootfs(c)):
+            with contextlib.suppress(OSError):
+                unmount_all(path)
+
+    def _ensure_shm(self, c: Container) -> Path:
+        from ..linux.mount import is_mountpoint, mount
+        shm = self._dir(c) / "shm"
+        shm.mkdir(exist_ok=True)
+        if not is_mountpoint(shm):
+            size = int(c.host_config.get("ShmSize") or 64 << 20)
+            mount("shm", shm, "tmpfs", 0x2 | 0x4 | 0x8, f"mode=1777,size={size}")
+        return shm
+
+    # ------------------------------------------------------------------ start
+
+    async def start(self, ref: str) -> bool:
+        """``POST /containers/{id}/start``.  False when it already runs
+        (Docker's 304)."""
+        c = self.resolve(ref)
+        async with self._lock(c.id):
+            if c.state.status == PAUSED:
+                raise FailedPrecondition("cannot start a paused container, try unpause instead")
+            if c.state.status in (RUNNING,):
+                return False
+            if c.state.status == REMOVING:
+                raise FailedPrecondition("container is marked for removal and cannot be started")
+            if c.state.status == DEAD:
+                raise FailedPrecondition(f"cannot start a dead container: {c.id}")
+            self._cancel_task(c.id, "restart")
+            c.manually_stopped = False
+            c.restart_count = 0
+            self._backoff.pop(c.id, None)
+            await self._start_locked(c)
+        return True
+
+    def _namespace_joins(self, c: Container) -> tuple[dict[str, str], Path | None]:
+        paths: dict[str, str] = {}
+        shm: Path | None = None
+        hc = c.host_config
+        for key, kind, ns, what in (("NetworkMode", "network", "net", "network"), ("IpcMode", "ipc", "ipc", "IPC"),
+                                    ("PidMode", "pid", "pid", "PID")):
+            ref = container_ref(hc.get(key) or "")
+            if not ref:
+                continue
+            try:
+                other = self.resolve(ref)
+            except NotFound:
+                raise NotFound(f"No such container: {ref}") from None
+            if other.id == c.id:
+                raise InvalidArgument(f"cannot join own {what} namespace")
+            if other.state.status not in (RUNNING, PAUSED):
+                raise FailedPrecondition(f"cannot join {what} of a non running container: {other.id}")
+            pid = self.processes.pid(other.supervisor)
+            paths[kind] = f"/proc/{pid}/ns/{ns}"
+            if kind == "ipc":
+                if other.host_config.get("IpcMode") != "shareable":
+                    raise FailedPrecondition("non-shareable IPC (hint: use IpcMode:shareable for the donor "
+                                             "container)")
+                shm = self._dir(other) / "shm"
+        return paths, shm
+
+    def _prepare_bundle(self, c: Container) -> tuple[Path, dict[str, Any]]:
+        """Mount the rootfs and write config.json; return (bundle, spec)."""
+        paths, shm = self._namespace_joins(c)
+        cdir = self._dir(c)
+        if not (cdir / "hosts").exists():
+            write_etc_files(cdir, c.config, c.host_config, c.id)
+        self._ensure_rootfs_mounted(c)
+        try:
+            if c.host_config.get("IpcMode") == "shareable":
+                shm = self._ensure_shm(c)
+            annotations = {"org.dockyard.container.name": c.bare_name}
+            ctx = SpecContext(
+                container_id=c.id, rootfs=self._rootfs(c), host=self.host,
+                hostname_path=cdir / "hostname", hosts_path=cdir / "hosts", resolv_conf_path=cdir / "resolv.conf",
+                cgroup_parent=self.cgroup_parent, namespace_paths=paths, shm_path=shm,
+                default_seccomp=_default_seccomp, init_binary=self.init_binary, annotations=annotations)
+            spec = build_spec(c.config, c.host_config, ctx)
+            atomic_write(cdir / "config.json", json.dumps(spec, indent=1))
+        except BaseException:
+            self._unmount_rootfs(c)
+            raise
+        return cdir, spec
+
+    async def _start_locked(self, c: Container) -> None:
+        try:
+            bundle, spec = await asyncio.to_thread(self._prepare_bundle, c)
+        except DockyardError as exc:
+            self._set_state(c, error=str(exc))
+            raise
+        log_config = c.host_config.get("LogConfig") or {}
+        request = SpawnRequest(
+            container_id=c.id, bundle=bundle, runtime=c.runtime, runtime_root=self.runtime_root / c.runtime,
+            state_dir=self._dir(c) / "supervisor",
+            log=LogSpec(log_config.get("Type") or self.default_log_driver, c.log_path or None,
+                        dict(log_config.get("Config") or {})),
+            tty=bool(c.config.get("Tty")), open_stdin=bool(c.config.get("OpenStdin")),
+            cgroups_path=spec["linux"]["cgroupsPath"])
+        try:
+            handle = await asyncio.to_thread(self.processes.spawn, request)
+        except DockyardError as exc:
+            await asyncio.to_thread(self._unmount_rootfs, c)
+            self._set_state(c, status=EXITED if c.has_been_started else CREATED, error=str(exc),
+                            exit_code=_exit_code_for(exc), pid=0)
+            raise
+        c.supervisor = handle
+        c.has_been_started = True
+        health = Health() if health_settings(c.config.get("Healthcheck")) is not None else None
+        c.state = State(status=RUNNING, pid=self.processes.pid(handle), started_at=format_time(), health=health)
+        c.extra["started_monotonic"] = time.monotonic()
+        self._save(c)
+        self._emit(c, "start")
+        self._start_task(c.id, "monitor", self._monitor(c.id, dict(handle)))
+        if health is not None:
+            self._start_task(c.id, "health", self._health_loop(c.id))
+
+    # ------------------------------------------------------------------ exits
+
+    async def _monitor(self, cid: str, handle: dict[str, Any]) -> None:
+        status = await self.processes.wait_exit(handle)
+        await self._handle_exit(cid, status, handle)
+
+    async def _handle_exit(self, cid: str, status: ExitStatus, handle: dict[str, Any] | None) -> None:
+        c = self._records.get(cid)
+        if c is None:
+            return
+        async with self._lock(cid):
+            if handle is not None and c.supervisor and c.supervisor != handle:
+                return  # an older run's exit, already handled
+            self._cancel_task(cid, "health")
+            if handle:
+                with contextlib.suppress(DockyardError, OSError):
+                    await asyncio.to_thread(self.processes.release, handle)
+            c.supervisor = {}
+            await asyncio.to_thread(self._unmount_rootfs, c)
+            started = parse_time(c.state.started_at)
+            ran_for = time.time() - started if started else 0.0
+            finished = status.finished_at or format_time()
+            policy = parse_restart_policy(c.host_config.get("RestartPolicy"))
+            restart = False
+            removing = c.state.status == REMOVING
+            if not c.manually_stopped and not removing and not self._closed:
+                if policy.name in ("always", "unless-stopped"):
+                    restart = True
+                elif policy.name == "on-failure" and status.exit_code != 0:
+                    restart = policy.maximum_retry_count == 0 or c.restart_count < policy.maximum_retry_count
+            # The health log stays for inspect; the probe stops with the run.
+            health = c.state.health
+            c.state = State(status=RESTARTING if restart else (REMOVING if removing else EXITED),
+                            exit_code=status.exit_code, oom_killed=status.oom_killed, error=status.error,
+                            started_at=c.state.started_at, finished_at=finished, health=health)
+            self._save(c)
+            if status.oom_killed:
+                self._emit(c, "oom")
+            self._emit(c, "die", exitCode=str(status.exit_code),
+                       execDuration=str(int(ran_for)))
+            self._notify(self._exit_waiters, cid, c.state)
+            if restart:
+                if ran_for >= BACKOFF_RESET_AFTER or cid not in self._backoff:
+                    delay = BACKOFF_START
+                else:
+                    delay = min(self._backoff[cid] * 2, BACKOFF_MAX)
+                self._backoff[cid] = delay
+                self._start_task(cid, "restart", self._restart_later(cid, delay))
+                return
+        if c.host_config.get("AutoRemove") and not removing:
+            self._start_task(cid, "autoremove", self._auto_remove(cid))
+
+    async def _auto_remove(self, cid: str) -> None:
+        c = self._records.get(cid)
+        if c is None:
+            return
+        async with self._lock(cid):
+            if c.state.status in (EXITED, CREATED, DEAD):
+                await self._remove_locked(c, force=False)
+
+    async def _restart_later(self, cid: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        c = self._records.get(cid)
+        if c is None:
+            return
+        async with self._lock(cid):
+            if c.manually_stopped or c.state.status not in (RESTARTING, EXITED, CREATED):
+                return
+            c.restart_count += 1
+            try:
+                await self._start_locked(c)
+            except DockyardError as exc:
+                log.error("restarting container %s: %s", cid, exc)
+                policy = parse_restart_policy(c.host_config.get("RestartPolicy"))
+                retry = policy.name in ("always", "unless-stopped") or (
+                    policy.name == "on-failure" and (policy.maximum_retry_count == 0
+                                                     or c.restart_count < policy.maximum_retry_count))
+                if retry and not self._closed:
+                    delay = min(self._backoff.get(cid, BACKOFF_START) * 2, BACKOFF_MAX)
+                    self._backoff[cid] = delay
+                    self._set_state(c, status=RESTARTING)
+                    self._start_task(cid, "restart", self._restart_later(cid, delay))
+                else:
+                    self._set_state(c, status=EXITED)
+
+    async def _wait_exit(self, c: Container, timeout: float | None) -> bool:
+        """Wait until the current run of ``c`` is recorded as exited; False
+        on timeout.  The caller registers before signalling (see
+        ``_exit_future``)."""
+        fut = self._exit_future(c)
+        return await self._await_future(fut, timeout)
+
+    def _exit_future(self, c: Container) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        if not c.state.running or c.state.status == RESTARTING and not c.supervisor:
+            fut.set_result(c.state)
+        else:
+            self._exit_waiters.setdefault(c.id, []).append(fut)
+        return fut
+
+    @staticmethod
+    async def _await_future(fut: asyncio.Future, timeout: float | None) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    # ------------------------------------------------------------------ stop / kill / restart
+
+    def _signal(self, c: Container, sig: int, *, all_processes: bool = False) -> None:
+        rt = self._runtime(c.runtime)
+        try:
+            rt.kill(c.id, sig, all=all_processes)
+        except NotFound:
+            pass  # already gone: the monitor records the exit
+        except FailedPrecondition:
+            pass
+
+    def _thaw(self, c: Container) -> None:
+        with contextlib.suppress(DockyardError):
+            self._runtime(c.runtime).resume(c.id)
+
+    async def _kill_and_wait(self, c: Container, sig: int, timeout: float) -> None:
+        fut = self._exit_future(c)
+        if fut.done():
+            return
+        paused = c.state.status == PAUSED
+        await asyncio.to_thread(self._signal, c, sig)
+        if paused:
+            await asyncio.to_thread(self._thaw, c)
+        if await self._await_future(fut, None if timeout < 0 else timeout):
+            return
+        await asyncio.to_thread(self._signal, c, signal_mod.SIGKILL, all_processes=True)
+        if not await self._await_future(fut, KILL_WAIT):
+            raise Internal(f"container {c.id} did not exit {KILL_WAIT:.0f}s after SIGKILL")
+
+    async def stop(self, ref: str, *, timeout: int | None = None, signal: str | int | None = None) -> bool:
+        """``POST /containers/{id}/stop``.  False when not running (304)."""
+        c = self.resolve(ref)
+        sig = parse_signal(signal) if signal not in (None, "") else parse_signal(
+            c.config.get("StopSignal") or "SIGTERM")
+        async with self._lock(c.id):
+            if c.state.status == RESTARTING and not c.supervisor:
+                # Waiting to be restarted: cancelling the restart is the stop.
+                self._cancel_task(c.id, "restart")
+                c.manually_stopped = True
+                self._set_state(c, status=EXITED)
+                self._emit(c, "stop")
+                return True
+            if not c.state.running:
+                return False
+            c.manually_stopped = True
+            self._save(c)
+        t = timeout if timeout is not None else c.config.get("StopTimeout")
+        t = DEFAULT_STOP_TIMEOUT if t is None else t
+        self._emit(c, "kill", signal=str(sig))
+        await self._kill_and_wait(c, sig, float(t))
+        self._emit(c, "stop")
+        return True
+
+    async def kill(self, ref: str, signal: str | int = "SIGKILL") -> None:
+        """``POST /containers/{id}/kill``."""
+        c = self.resolve(ref)
+        sig = parse_signal(signal or "SIGKILL")
+        async with self._lock(c.id):
+            if not c.state.running or (c.state.status == RESTARTING and not c.supervisor):
+                raise FailedPrecondition(f"Container {c.id} is not running")
+            stop_signal = parse_signal(c.config.get("StopSignal") or "SIGTERM")
+            if sig in (signal_mod.SIGKILL, stop_signal):
+                c.manually_stopped = True
+                self._save(c)
+            paused = c.state.status == PAUSED
+        self._emit(c, "kill", signal=str(sig))
+        await asyncio.to_thread(self._signal, c, sig, all_processes=sig == signal_mod.SIGKILL)
+        if paused and sig in (signal_mod.SIGKILL, stop_signal):
+            await asyncio.to_thread(self._thaw, c)
+
+    async def restart(self, ref: str, *, timeout: int | None = None, signal: str | int | None = None) -> None:
+        """``POST /containers/{id}/restart``."""
+        c = self.resolve(ref)
+        if c.state.running:
+            await self.stop(ref, timeout=timeout, signal=signal)
+        await self.start(c.id)
+        self._emit(c, "restart")
+
+    async def wait(self, ref: str, condition: str = "not-running") -> dict[str, Any]:
+        """``POST /containers/{id}/wait``: ``{"StatusCode", "Error"}``."""
+        if condition in ("", None):
+            condition = "not-running"
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid condition: \"{condition}\"")
+        c = self.resolve(ref)
+        loop = asyncio.get_running_loop()
+        if condition == "removed":
+            fut = loop.create_future()
+            self._removal_waiters.setdefault(c.id, []).append(fut)
+            state = await fut
+        elif condition == "next-exit" or c.state.running:
+            fut = loop.create_future()
+            self._exit_waiters.setdefault(c.id, []).append(fut)
+            state = await fut
+        else:
+            state = c.state
+        return {"StatusCode": state.exit_code, "Error": {"Message": state.error} if state.error else None}
+
+    # ------------------------------------------------------------------ remove
+
+    async def remove(self, ref: str, *, force: bool = False, volumes: bool = False, link: bool = False) -> None:
+        """``DELETE /containers/{id}``."""
+        if link:
+            raise InvalidArgument("Conflict, cannot remove the default link name of the container")
+        c = self.resolve(ref)
+        if c.state.running and c.state.status != RESTARTING or (c.state.status == RESTARTING and c.supervisor):
+            if not force:
+                what = "paused" if c.state.status == PAUSED else "running"
+                hint = "unpause the container before stopping or force remove" if what == "paused" else \
+                    "stop the container before removing or force remove"
+                raise FailedPrecondition(f"cannot remove container \"{c.name}\": container is {what}: {hint}")
+            async with self._lock(c.id):
+                c.manually_stopped = True
+                self._save(c)
+            await self._kill_and_wait(c, signal_mod.SIGKILL, 0)
+        async with self._lock(c.id):
+            if c.id not in self._records:
+                raise NotFound(f"No such container: {ref}")
+            if c.state.status == REMOVING and not force:
+                raise FailedPrecondition(f"removal of container {c.id} is already in progress")
+            await self._remove_locked(c, force=force)
+
+    async def _remove_locked(self, c: Container, *, force: bool) -> None:
+        self._cancel_task(c.id, "restart")
+        self._cancel_task(c.id, "health")
+        c.state = c.state.replace(status=REMOVING)
+        self._save(c)
+        if c.supervisor:
+            with contextlib.suppress(DockyardError, OSError):
+                await asyncio.to_thread(self.processes.release, c.supervisor)
+        await asyncio.to_thread(self._remove_runtime_state, c)
+        await asyncio.to_thread(self._remove_files, c)
+        self.db.delete(c.id)
+        self._records.pop(c.id, None)
+        self._locks.pop(c.id, None)
+        self._backoff.pop(c.id, None)
+        for key in [k for k in self._tasks if k[0] == c.id and k[1] != "autoremove"]:
+            self._cancel_task(*key)
+        self._emit(c, "destroy")
+        self._notify(self._exit_waiters, c.id, c.state)
+        self._notify(self._removal_waiters, c.id, c.state)
+
+    def _remove_runtime_state(self, c: Container) -> None:
+        with contextlib.suppress(DockyardError):
+            self._runtime(c.runtime).delete(c.id, force=True)
+
+    # ------------------------------------------------------------------ pause / rename / update
+
+    async def pause(self, ref: str) -> None:
+        c = self.resolve(ref)
+        async with self._lock(c.id):
+            if c.state.status == PAUSED:
+                raise FailedPrecondition(f"Container {c.id} is already paused")
+            if c.state.status == RESTARTING:
+                raise FailedPrecondition(f"Container {c.id} is restarting, wait until the container is running")
+            if c.state.status != RUNNING:
+                raise FailedPrecondition(f"Container {c.id} is not running")
+            await asyncio.to_thread(self._runtime(c.runtime).pause, c.id)
+            self._set_state(c, status=PAUSED)
+            self._emit(c, "pause")
+
+    async def unpause(self, ref: str) -> None:
+        c = self.resolve(ref)
+        async with self._lock(c.id):
+            if c.state.status != PAUSED:
+                raise FailedPrecondition(f"Container {c.id} is not paused")
+            await asyncio.to_thread(self._runtime(c.runtime).resume, c.id)
+            self._set_state(c, status=RUNNING)
+            self._emit(c, "unpause")
+
+    async def rename(self, ref: str, new_name: str) -> None:
+        c = self.resolve(ref)
+        new = check_name(new_name)
+        async with self._lock(c.id):
+            if new == c.name:
+                raise InvalidArgument("Renaming a container with the same name as its current name")
+            old = c.name
+            try:
+                self.db.rename(c, new)
+            except AlreadyExists as exc:
+                raise AlreadyExists(f"Error when allocating new name: {exc}") from None
+            self._emit(c, "rename", oldName=old)
+
+    async def update(self, ref: str, resources: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /containers/{id}/update``: resources live through the
+        cgroup, and RestartPolicy."""
+        c = self.resolve(ref)
+        body = dict(resources or {})
+        warnings: list[str] = []
+        allowed = {"BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime",
+                   "CpusetCpus", "CpusetMems", "Memory", "MemoryReservation", "MemorySwap", "NanoCpus",
+                   "PidsLimit", "KernelMemory", "RestartPolicy", "BlkioWeightDevice", "BlkioDeviceReadBps",
+                   "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "MemorySwappiness",
+                   "OomKillDisable", "Ulimits", "Devices", "DeviceCgroupRules", "DeviceRequests", "CgroupParent",
+                   "CpuCount", "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth"}
+        for key in body:
+            if key not in allowed:
+                raise InvalidArgument(f"Cannot update container {c.id}: unknown field {key!r}")
+        async with self._lock(c.id):
+            hc = dict(c.host_config)
+            changed = {k: v for k, v in body.items() if k != "RestartPolicy" and v not in (None, 0, "", [])
+                       or k == "PidsLimit" and v is not None}
+            new_hc = dict(hc)
+            new_hc.update(changed)
+            # Docker: updating Memory alone keeps the swap ratio valid.
+            if "Memory" in changed and "MemorySwap" not in changed and hc.get("MemorySwap", 0) not in (0, -1) \
+                    and changed["Memory"] > hc.get("MemorySwap", 0):
+                raise InvalidArgument(f"Cannot update container {c.id}: Memory limit should be smaller than "
+                                      f"already set memoryswap limit, update the memoryswap at the same time")
+            try:
+                validate_resources(new_hc, self.host, warnings, update=True)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"Cannot update container {c.id}: {exc}") from None
+            if "RestartPolicy" in body and body["RestartPolicy"] is not None:
+                policy = parse_restart_policy(body["RestartPolicy"])
+                if new_hc.get("AutoRemove") and not policy.is_none:
+                    raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for "
+                                          "the container")
+                new_hc["RestartPolicy"] = policy.to_json()
+            if c.state.running and c.state.status != RESTARTING:
+                from .spec import _resources
+                res = _resources(new_hc, [])
+                res.pop("devices", None)
+                if new_hc.get("PidsLimit") == -1:
+                    res["pids"] = {"limit": -1}
+                await asyncio.to_thread(self._apply_resources, c, res)
+            c.host_config = new_hc
+            self._save(c)
+            self._emit(c, "update")
+        return {"Warnings": warnings}
+
+    def _cgroup(self, c: Container):
+        from ..runtime.cgroups import open_cgroup
+        parent = c.host_config.get("CgroupParent") or self.cgroup_parent
+        return open_cgroup(f"/{parent.strip('/')}/{c.id}", c.id)
+
+    def _apply_resources(self, c: Container, resources: dict[str, Any]) -> None:
+        try:
+            self._cgroup(c).set(resources)
+        except DockyardError as exc:
+            raise type(exc)(f"Cannot update container {c.id}: {exc}") from None
+
+    # ------------------------------------------------------------------ inspect / list / prune
+
+    def _sizes(self, c: Container) -> tuple[int | None, int | None]:
+        try:
+            usage = self.store.snapshotter.usage(c.snapshot_key)
+        except DockyardError:
+            return None, None
+        size_rw = int(getattr(usage, "size", 0))
+        try:
+            image_size = self.images.get(c.image_id).size
+        except DockyardError:
+            image_size = 0
+        return size_rw, size_rw + image_size
+
+    def _exec_ids(self, c: Container) -> list[str]:
+        return []
+
+    async def inspect(self, ref: str, *, size: bool = False) -> dict[str, Any]:
+        c = self.resolve(ref)
+        size_rw = size_root = None
+        if size:
+            size_rw, size_root = await asyncio.to_thread(self._sizes, c)
+        graph = await asyncio.to_thread(self._graph_driver, c)
+        return inspect_json(c, exec_ids=self._exec_ids(c), graph_driver=graph, size_rw=size_rw,
+                            size_root_fs=size_root)
+
+    def _graph_driver(self, c: Container) -> dict[str, Any]:
+        data: dict[str, str] = {}
+        sn = self.store.snapshotter
+        with contextlib.suppress(Exception):
+            for m in sn.mounts(c.snapshot_key):
+                for key in ("lowerdir", "upperdir", "workdir"):
+                    value = m.option(key)
+                    if value:
+                        data[{"lowerdir": "LowerDir", "upperdir": "UpperDir", "workdir": "WorkDir"}[key]] = value
+        data["MergedDir"] = str(self._rootfs(c))
+        return {"Name": "overlay2", "Data": data}
+
+    def _image_matches(self, c: Container, ref: str) -> bool:
+        try:
+            image = self.images.resolve(ref)
+        except DockyardError:
+            return False
+        seen = set()
+        current: str | None = c.image_id
+        while current and current not in seen:
+            if current == image.id:
+                return True
+            seen.add(current)
+            try:
+                current = self.images.get(current).parent
+            except DockyardError:
+                break
+        return False
+
+    async def list(self, *, all: bool = False, limit: int = -1, size: bool = False,
+                   filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """``GET /containers/json``."""
+        flt = ListFilter(filters, resolve=self.resolve, image_matches=self._image_matches)
+        show_all = all or flt.wants_all or (limit is not None and limit > 0)
+        records = sorted(self._records.values(), key=lambda c: parse_time(c.created), reverse=True)
+        result = []
+        for c in records:
+            if not show_all and not c.state.running:
+                continue
+            # The ancestor filter reads image records: off the loop.
+            matched = await asyncio.to_thread(flt.matches, c) if "ancestor" in flt.filters else flt.matches(c)
+            if not matched:
+                continue
+            size_rw = size_root = None
+            if size:
+                size_rw, size_root = await asyncio.to_thread(self._sizes, c)
+            result.append(summary_json(c, size_rw=size_rw, size_root_fs=size_root))
+            if limit is not None and limit > 0 and len(result) >= limit:
+                break
+        return result
+
+    async def prune(self, filters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``POST /containers/prune``: remove stopped containers."""
+        f = normalize_filters(filters)
+        for key in f:
+            if key not in PRUNE_FILTERS:
+                raise InvalidArgument(f"invalid filter '{key}'")
+        until = min((parse_until(v) for v in f.get("until", [])), default=None)
+        deleted, reclaimed = [], 0
+        for c in list(self._records.values()):
+            if c.state.status not in (EXITED, CREATED, DEAD):
+                continue
+            if until is not None and parse_time(c.created) >= until:
+                continue
+            if "label" in f and not match_labels(c.labels, f["label"]):
+                continue
+            if "label!" in f and any(match_labels(c.labels, [item]) for item in f["label!"]):
+                continue
+            size_rw, _ = await asyncio.to_thread(self._sizes, c)
+            try:
+                await self.remove(c.id)
+            except DockyardError as exc:
+                log.warning("prune: removing %s: %s", c.id, exc)
+                continue
+            deleted.append(c.id)
+            reclaimed += size_rw or 0
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    # ------------------------------------------------------------------ top / stats
+
+    def _running(self, ref: str) -> Container:
+        c = self.resolve(ref)
+        if not c.state.running or (c.state.status == RESTARTING and not c.supervisor):
+            raise FailedPrecondition(f"Container {c.id} is not running")
+        return c
+
+    def _pids(self, c: Container) -> list[int]:
+        try:
+            return self._runtime(c.runtime).ps(c.id)
+        except DockyardError:
+            return self._cgroup(c).procs()
+
+    async def top(self, ref: str, ps_args: str = "") -> dict[str, Any]:
+        """``GET /containers/{id}/top``."""
+        from .top import top
+        c = self._running(ref)
+        if c.state.status == RESTARTING:
+            raise FailedPrecondition(f"Container {c.id} is restarting, wait until the container is running")
+        pids = await asyncio.to_thread(self._pids, c)
+        return await asyncio.to_thread(top, pids, ps_args)
+
+    def _stats_sample(self, c: Container):
+        try:
+            return self._cgroup(c).stats()
+        except DockyardError:
+            return None
+
+    async def stats(self, ref: str, *, stream: bool = True, one_shot: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """``GET /containers/{id}/stats``: an async iterator of Docker stats
+        documents, one per second while ``stream``; ends when the container
+        stops."""
+        c = self.resolve(ref)
+        if not c.state.running:
+            yield stats_mod.zero_document(c.id, c.name)
+            return
+        previous: dict[str, Any] | None = None
+        preread = ZERO_TIME
+        if not stream and not one_shot:
+            # Docker's non-stream answer carries a real precpu sample taken
+            # a second before.
+            sample = await asyncio.to_thread(self._stats_sample, c)
+            doc = stats_mod.stats_document(container_id=c.id, name=c.name, read=format_time(), preread=preread,
+                                           sample=sample, system_usage=stats_mod.system_cpu_usage(),
+                                           previous=None)
+            previous, preread = doc["cpu_stats"], doc["read"]
+            await asyncio.sleep(1.0)
+        while True:
+            if c.id not in self._records or not c.state.running:
+                return
+            sample = await asyncio.to_thread(self._stats_sample, c)
+            now = format_time()
+            doc = stats_mod.stats_document(container_id=c.id, name=c.name, read=now, preread=preread,
+                                           sample=sample, system_usage=stats_mod.system_cpu_usage(),
+                                           previous=previous)
+            yield doc
+            if not stream:
+                return
+            previous, preread = doc["cpu_stats"], now
+            await asyncio.sleep(1.0)
+
+    # ------------------------------------------------------------------ logs
+
+    async def logs(self, ref: str, *, follow: bool = False, stdout: bool = True, stderr: bool = True,
+                   since: float = 0, until: float = 0, timestamps: bool = False,
+                   tail: str | int = "all") -> AsyncIterator[tuple[str, bytes]]:
+        """``GET /containers/{id}/logs``: ``(stream, bytes)`` pairs, each a
+        log line as ``docker logs`` prints it (with its timestamp prefix
+        when asked).  With ``follow``, ends when the container stops."""
+        from .. import logs as logs_mod
+        c = self.resolve(ref)
+        if not (stdout or stderr):
+            raise InvalidArgument("Bad parameters: you must choose at least one stream")
+        log_config = c.host_config.get("LogConfig") or {}
+        driver = log_config.get("Type") or self.default_log_driver
+        if driver == "none" or not c.log_path:
+            raise FailedPrecondition("configured logging driver does not support reading")
+        if tail in (None, "", "all"):
+            tail_n = None
+        else:
+            try:
+                tail_n = int(tail)
+            except (TypeError, ValueError):
+                raise InvalidArgument(f"invalid value for tail: {tail!r}") from None
+            if tail_n < 0:
+                tail_n = None
+        reader = logs_mod.open_reader(driver, c.log_path, dict(log_config.get("Config") or {}))
+        since_ns = int(since * 1e9) if since else None
+        until_ns = int(until * 1e9) if until else None
+        wanted = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
+        stop_flag = {"stop": False}
+        run_id = c.state.started_at
+
+        def should_stop() -> bool:
+            cur = self._records.get(c.id)
+            return stop_flag["stop"] or cur is None or not cur.state.running or cur.state.started_at != run_id \
+                or self._closed
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue(maxsize=256)
+        sentinel = object()
+
+        def pump() -> None:
+            try:
+                for entry in reader.read(since=since_ns, until=until_ns, tail=tail_n,
+                                         follow=follow and c.state.running, stop=should_stop):
+                    if entry.stream not in wanted:
+                        continue
+                    item = (entry.stream, entry.render(timestamps))
+                    asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+                    if stop_flag["stop"]:
+                        break
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
+            finally:
+                asyncio.run_coroutine_threadsafe(queue.put(sentinel), loop).result()
+
+        worker = loop.run_in_executor(None, pump)
+        try:
+            while True:
+                item = await queue.get()
+                if item is sentinel:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop_flag["stop"] = True
+            while not worker.done():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+                await asyncio.sleep(0.01)
+
+    # ------------------------------------------------------------------ health
+
+    async def _health_loop(self, cid: str) -> None:
+        settings = None
+        c = self._records.get(cid)
+        if c is not None:
+            settings = health_settings(c.config.get("Healthcheck"))
+        if settings is None:
+            return
+        from .health import run_health_checks
+        await run_health_checks(self, cid, settings)
+
+    # ------------------------------------------------------------------ filesystem
+
+    def _fs_root(self, c: Container) -> Path:
+        """A host path showing the container's filesystem: its mount
+        namespace's root while running (bind mounts included), else the
+        mounted rootfs (the caller holds the lock and mounted it)."""
+        if c.state.running and c.supervisor:
+            pid = self.processes.pid(c.supervisor)
+            root = Path(f"/proc/{pid}/root")
+            if os.path.exists(root):
+                return root
+        return self._rootfs(c)
+
+    @contextlib.asynccontextmanager
+    async def _filesystem(self, c: Container) -> AsyncIterator[Path]:
+        """The container's filesystem for a cp operation: live while running,
+        mounted for the operation while stopped."""
+        async with self._lock(c.id):
+            if c.state.running and c.supervisor:
+                yield self._fs_root(c)
+                return
+            from ..linux.mount import is_mountpoint
+            already = await asyncio.to_thread(is_mountpoint, self._rootfs(c))
+            if not already:
+                await asyncio.to_thread(self._ensure_rootfs_mounted, c)
+            try:
+                yield self._rootfs(c)
+            finally:
+                if not already:
+                    await asyncio.to_thread(self._unmount_rootfs, c)
+
+    async def archive_stat(self, ref: str, path: str) -> archive_mod.PathStat:
+        """``HEAD /containers/{id}/archive``."""
+        c = self.resolve(ref)
+        async with self._filesystem(c) as root:
+            return await asyncio.to_thread(archive_mod.stat_path, root, path, c.bare_name)
+
+    async def archive_get(self, ref: str, path: str) -> tuple[archive_mod.PathStat, AsyncIterator[bytes]]:
+        """``GET /containers/{id}/archive``: the path's stat and the tar
+        stream (the filesystem stays available until the stream ends)."""
+        c = self.resolve(ref)
+        ctx = self._filesystem(c)
+        root = await ctx.__aenter__()
+        try:
+            stat = await asyncio.to_thread(archive_mod.stat_path, root, path, c.bare_name)
+        except BaseException:
+            await ctx.__aexit__(None, None, None)
+            raise
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in _thread_stream(lambda out: archive_mod.write_archive(root, path, out, c.bare_name)):
+                    yield chunk
+            finally:
+                await ctx.__aexit__(None, None, None)
+
+        return stat, chunks()
+
+    async def archive_put(self, ref: str, path: str, source: Any, *, no_overwrite_dir_non_dir: bool = False,
+                          copy_uid_gid: bool = False) -> None:
+        """``PUT /containers/{id}/archive``: extract a tar (a file object,
+        bytes, or an async iterator of bytes) into the directory ``path``."""
+        c = self.resolve(ref)
+        async with self._filesystem(c) as root:
+            reader = await _as_reader(source)
+            try:
+                await asyncio.to_thread(archive_mod.extract_archive, root, path, reader.file, c.bare_name,
+                                        read_only=bool(c.host_config.get("ReadonlyRootfs")),
+                                        copy_uid_gid=copy_uid_gid,
+                                        no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+            finally:
+                await reader.close()
+
+    async def changes(self, ref: str) -> list[dict[str, Any]]:
+        """``GET /containers/{id}/changes``: ``[{"Path", "Kind"}]`` with Kind
+        0 modified, 1 added, 2 deleted."""
+        from ..image.diff import changes as diff_changes
+        c = self.resolve(ref)
+        sn = self.store.snapshotter
+
+        def compute() -> list[dict[str, Any]]:
+            upper = sn.upper_dir(c.snapshot_key)
+            lowers = sn.chain_dirs(c.snapshot_key)[1:] if hasattr(sn, "chain_dirs") else []
+            return [{"Path": ch.path if isinstance(ch.path, str) else os.fsdecode(ch.path),
+                     "Kind": int(ch.kind)} for ch in diff_changes(upper, lowers)]
+
+        return await asyncio.to_thread(compute)
+
+    async def export(self, ref: str) -> AsyncIterator[bytes]:
+        """``GET /containers/{id}/export``: the flattened filesystem as a tar."""
+        from ..image.diff import write_merged
+        c = self.resolve(ref)
+        sn = self.store.snapshotter
+        layers = await asyncio.to_thread(sn.chain_dirs, c.snapshot_key)
+        async for chunk in _thread_stream(lambda out: write_merged(list(reversed(layers)), out)):
+            yield chunk
+
+
+# ---------------------------------------------------------------------- stream helpers
+
+async def _thread_stream(produce: Callable[[Any], Any], chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    """Run ``produce(out)`` in a thread, writing to a file-like ``out``;
+    yield what it writes as it writes it (with back-pressure)."""
+    import queue as queue_mod
+    q: queue_mod.Queue = queue_mod.Queue(maxsize=16)
+    done = object()
+
+    class _Out:
+        def __init__(self) -> None:
+            self.buf = bytearray()
+
+        def write(self, data: bytes) -> int:
+            self.buf += data
+            if len(self.buf) >= chunk_size:
+                q.put(bytes(self.buf))
+                self.buf.clear()
+            return len(data)
+
+        def flush(self) -> None:
+            pass
+
+    out = _Out()
+
+    def run() -> None:
+        try:
+            produce(out)
+            if out.buf:
+                q.put(bytes(out.buf))
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            q.put(exc)
+
+    loop = asyncio.get_running_loop()
+    worker = loop.run_in_executor(None, run)
+    try:
+        while True:
+            item = await asyncio.to_thread(q.get)
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        # Drain so a producer blocked on a full queue can finish.
+        while not worker.done():
+            with contextlib.suppress(queue_mod.Empty):
+                q.get_nowait()
+            await asyncio.sleep(0.01)
+
+
+class _Reader:
+    def __init__(self, file: Any, closer: Callable[[], Any] | None = None) -> None:
+        self.file = file
+        self._closer = closer
+
+    async def close(self) -> None:
+        if self._closer is not None:
+            result = self._closer()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+async def _as_reader(source: Any) -> _Reader:
+    """A blocking file object over ``source``: bytes, a file object, or an
+    async iterator of bytes (spooled to a temporary file first)."""
+    import io
+    import tempfile
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _Reader(io.BytesIO(bytes(source)))
+    if hasattr(source, "read"):
+        return _Reader(source)
+    if hasattr(source, "__aiter__"):
+        spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+        async for chunk in source:
+            await asyncio.to_thread(spool.write, chunk)
+        spool.seek(0)
+        return _Reader(spool, spool.close)
+    raise InvalidArgument("archive body must be bytes, a file or a stream of bytes")
