@@ -295,13 +295,17 @@ def _name_from_annotations(annotations: dict[str, str]) -> Reference | None:
 
 
 def plans_from_index(read_blob: Callable[[Digest, str], bytes], index_data: bytes,
-                     platform: Platform, resolve_layer: Callable[[Digest], Digest]) -> list[ImagePlan]:
+                     platform: Platform, resolve_layer: Callable[[Digest], Digest],
+                     ref_name: str | None = None) -> list[ImagePlan]:
     """Images of an OCI ``index.json``: each descriptor names a manifest,
-    or an index from which the manifest for ``platform`` is picked."""
+    or an index from which the manifest for ``platform`` is picked.  With
+    ``ref_name``, only descriptors carrying that ref name annotation."""
     index = Index.from_bytes(index_data)
     plans: dict[Digest, ImagePlan] = {}
     order: list[Digest] = []
     for descriptor in index.manifests:
+        if ref_name is not None and descriptor.annotations.get(ANNOTATION_REF_NAME) != ref_name:
+            continue
         name = _name_from_annotations(descriptor.annotations)
         manifest_desc = _pick_manifest(read_blob, descriptor, platform)
         if manifest_desc is None:
@@ -405,12 +409,12 @@ class LayoutDir:
             raise InvalidArgument(f"{self.path}: {what} {digest} is too large")
         return self.sink.content.read_bytes(digest)
 
-    def plans(self, platform: Platform) -> list[ImagePlan]:
+    def plans(self, platform: Platform, ref_name: str | None = None) -> list[ImagePlan]:
         try:
             index = (self.path / "index.json").read_bytes()
         except FileNotFoundError:
             raise InvalidArgument(f"{self.path} is not an OCI image layout (no index.json)") from None
-        return plans_from_index(self.read_blob, index, platform, lambda d: self.ingest(d, "layer"))
+        return plans_from_index(self.read_blob, index, platform, lambda d: self.ingest(d, "layer"), ref_name)
 
 
 # -- writing -------------------------------------------------------------------

@@ -394,15 +394,18 @@ class ImageService:
             plans = archive.plans_from_contents(contents, self.platform)
             return self._install_plans(lease, plans, report)
 
-    def load_oci_layout(self, path: str | os.PathLike, name: str | None = None,
+    def load_oci_layout(self, path: str | os.PathLike, name: str | None = None, ref_name: str | None = None,
                         progress: ProgressFn | None = None) -> LoadResult:
-        """Load the images of an OCI layout directory.  ``name`` tags the
-        layout's image when it holds exactly one (like ``skopeo copy
-        oci:dir docker-daemon:name``)."""
+        """Load the images of an OCI layout directory.  ``ref_name`` picks
+        the descriptors whose ``org.opencontainers.image.ref.name`` it is
+        (as in ``oci:dir:ref``); ``name`` tags the image when exactly one
+        is picked (like ``skopeo copy oci:dir:ref docker-daemon:name``)."""
         report = reporter(progress)
         with self._operation() as lease:
             sink = archive.BlobSink(self.store.content, self._protect(lease))
-            plans = archive.LayoutDir(path, sink).plans(self.platform)
+            plans = archive.LayoutDir(path, sink).plans(self.platform, ref_name)
+            if ref_name is not None and not plans:
+                raise NotFound(f"{path}: no image with ref name {ref_name!r}")
             if name is not None:
                 if len(plans) != 1:
                     raise InvalidArgument(f"{path} holds {len(plans)} images; a name can tag only one")
