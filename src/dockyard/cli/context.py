@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, Sequence, TextIO
 
 if TYPE_CHECKING:
@@ -70,14 +69,17 @@ class ArgParser(argparse.ArgumentParser):
                          f"Usage:  {self.usage}\n\n{self.description}", status=1)
 
 
-@dataclass
 class Context:
-    host: str | None = None
-    tls: "TLSConfig | None" = None
-    debug: bool = False
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
-    _client: "Client | None" = None
+    """Per-invocation state (a plain class: dataclasses cost start-up time)."""
+
+    def __init__(self, host: str | None = None, tls: "TLSConfig | None" = None, debug: bool = False,
+                 out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.host = host
+        self.tls = tls
+        self.debug = debug
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+        self._client: "Client | None" = None
 
     @property
     def client(self) -> "Client":

@@ -15,7 +15,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from dockyard.cli.template import StrictFields, Template, TemplateError, go_json
+# The template engine is imported when a template is used: plain tables and
+# most commands never need it, and the CLI's start-up time counts.
 
 # -- go-units ---------------------------------------------------------------
 
@@ -181,6 +182,8 @@ def render_rows(format_spec: str | None, rows: Iterable[Mapping[str, Any]], *, d
     ``headers`` maps a field to its table header (ID -> "IMAGE ID"); fields
     not listed get their name upper-cased.
     """
+    from dockyard.cli.template import StrictFields, Template, go_json
+
     rows = list(rows)
     spec = (format_spec or "").strip("\n") if format_spec else ""
     if quiet and quiet_field and not spec:
@@ -212,27 +215,29 @@ def _unescape(spec: str) -> str:
     return spec.replace("\\t", "\t").replace("\\n", "\n")
 
 
-class _HeaderContext(StrictFields):
-    """Answers every field with its table header."""
+def _HeaderContext(headers: Mapping[str, str]) -> Any:
+    """A row that answers every field with its table header."""
+    from dockyard.cli.template import StrictFields
 
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        super().__init__()
-        self._headers = headers
+    class HeaderRow(StrictFields):
+        def __contains__(self, key: object) -> bool:
+            return True
 
-    def __contains__(self, key: object) -> bool:
-        return True
+        def __getitem__(self, key: str) -> str:
+            return headers.get(key, key.upper())
 
-    def __getitem__(self, key: str) -> str:
-        return self._headers.get(key, key.upper())
+    return HeaderRow()
 
 
 def render_object(format_spec: str, obj: Any) -> str:
     """One object through a template (``inspect --format``)."""
+    from dockyard.cli.template import Template, go_json
+
     if format_spec == "json":
         return go_json(obj)
     return Template(_unescape(format_spec)).execute(obj)
 
 
-__all__ = ["TemplateError", "bytes_size", "ellipsis", "go_time", "human_duration", "human_size",
+__all__ = ["bytes_size", "ellipsis", "go_time", "human_duration", "human_size",
            "parse_rfc3339", "render_object", "render_rows", "rfc3339", "short_id", "since", "tabwrite"]
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from dockyard.errors import InvalidArgument
@@ -112,10 +111,12 @@ _TOKEN = re.compile(r"""
 _CHAINED_FIELDS = re.compile(r"(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
-@dataclass
 class Tok:
-    kind: str
-    text: str
+    __slots__ = ("kind", "text")
+
+    def __init__(self, kind: str, text: str) -> None:
+        self.kind = kind
+        self.text = text
 
 
 def _lex(action: str) -> list[Tok]:
@@ -148,51 +149,67 @@ def _unquote(tok: Tok) -> str:
 # ---------------------------------------------------------------------------
 # AST.
 
-@dataclass
+# AST nodes are plain slotted classes: dataclasses would cost the CLI's
+# start-up time on every table it prints.
+
 class Node:
-    pass
+    __slots__ = ()
 
 
-@dataclass
 class Text(Node):
-    text: str
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
-@dataclass
 class Operand(Node):
-    kind: str  # field, var, literal, pipeline, ident
-    value: Any
-    chain: tuple[str, ...] = ()
+    __slots__ = ("kind", "value", "chain")
+
+    def __init__(self, kind: str, value: Any, chain: tuple[str, ...] = ()) -> None:
+        self.kind = kind  # field, var, literal, pipeline, ident
+        self.value = value
+        self.chain = chain
 
 
-@dataclass
 class Command(Node):
-    args: list[Operand]
+    __slots__ = ("args",)
+
+    def __init__(self, args: list[Operand]) -> None:
+        self.args = args
 
 
-@dataclass
 class Pipeline(Node):
-    commands: list[Command]
-    declare: tuple[str, ...] = ()
-    assign: bool = False  # "=" rather than ":="
+    __slots__ = ("commands", "declare", "assign")
+
+    def __init__(self, commands: list[Command], declare: tuple[str, ...] = (), assign: bool = False) -> None:
+        self.commands = commands
+        self.declare = declare
+        self.assign = assign  # "=" rather than ":="
 
 
-@dataclass
 class Action(Node):
-    pipeline: Pipeline
+    __slots__ = ("pipeline",)
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
 
 
-@dataclass
 class Branch(Node):
-    kind: str  # if, range, with
-    pipeline: Pipeline
-    body: list[Node] = field(default_factory=list)
-    orelse: list[Node] = field(default_factory=list)
+    __slots__ = ("kind", "pipeline", "body", "orelse")
+
+    def __init__(self, kind: str, pipeline: Pipeline) -> None:
+        self.kind = kind  # if, range, with
+        self.pipeline = pipeline
+        self.body: list[Node] = []
+        self.orelse: list[Node] = []
 
 
-@dataclass
 class LoopControl(Node):
-    kind: str  # break, continue
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # break, continue
 
 
 class _Break(Exception):

@@ -32,6 +32,8 @@ MIN_API_VERSION = "1.24"
 SERVER_HEADER = f"Dockyard/{__version__} (linux)"
 
 ENGINE_KEY = web.AppKey("engine", Engine)
+#: Where the version middleware leaves the request's API version (a tuple).
+API_VERSION_KEY: Any = web.RequestKey("api_version", tuple) if hasattr(web, "RequestKey") else "api_version"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -65,7 +67,7 @@ def engine_of(request: web.Request) -> Engine:
 
 
 def api_version(request: web.Request) -> tuple[int, ...]:
-    return request.get("api_version", version_tuple(API_VERSION))
+    return request.get(API_VERSION_KEY, version_tuple(API_VERSION))
 
 
 class RouteTable:
@@ -110,9 +112,9 @@ async def version_middleware(request: web.Request, handler: Handler) -> web.Stre
         if want > version_tuple(API_VERSION):
             raise InvalidArgument(f"client version {requested} is too new. Maximum supported API version is "
                                   f"{API_VERSION}")
-        request["api_version"] = want
+        request[API_VERSION_KEY] = want
     else:
-        request["api_version"] = version_tuple(API_VERSION)
+        request[API_VERSION_KEY] = version_tuple(API_VERSION)
     return await handler(request)
 
 

@@ -327,7 +327,7 @@ def load_config(argv: Sequence[str] | None = None) -> tuple[DaemonConfig, argpar
         unknown = sorted(k for k in from_file if k not in CONFIG_KEYS)
         if unknown:
             raise fail("the following directives don't match any configuration option: " + ", ".join(unknown))
-        conflicts = [k for k in CONFIG_KEYS if k in flags and k in from_file]
+        conflicts = sorted(k for k in CONFIG_KEYS if k in flags and k in from_file)
         if conflicts:
             raise fail("the following directives are specified both as a flag and in the configuration file: "
                        + ", ".join(f"{k}: (from flag: {_go_repr(flags[k])}, from file: {_go_repr(from_file[k])})"

@@ -99,6 +99,10 @@ class Event:
         return filters.match_labels(attrs)
 
 
+#: Put in subscriber queues to end their streams.
+_CLOSED = Event("", "", "")
+
+
 def _short_name(name: str) -> str:
     """``busybox:latest`` matches a filter of ``busybox``."""
     return name[: -len(":latest")] if name.endswith(":latest") else name
@@ -111,6 +115,7 @@ class EventBus:
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock = clock
+        self._closed = False
 
     @property
     def subscriber_count(self) -> int:
@@ -142,6 +147,12 @@ class EventBus:
             else:
                 loop.call_soon_threadsafe(self._deliver, event)
         return event
+
+    def close(self) -> None:
+        """End every subscription (daemon shutdown).  Must run on the loop."""
+        self._closed = True
+        for queue in list(self._subscribers):
+            queue.put_nowait(_CLOSED)
 
     def _deliver(self, event: Event) -> None:
         for queue in list(self._subscribers):
@@ -177,9 +188,13 @@ class EventBus:
                     timeout = (until_ns - time.time_ns()) / 1e9
                     if timeout <= 0:
                         return
+                if self._closed:
+                    return
                 try:
                     event = await asyncio.wait_for(queue.get(), timeout)
                 except asyncio.TimeoutError:
+                    return
+                if event is _CLOSED:
                     return
                 if event.time_nano <= last_ns:
                     continue

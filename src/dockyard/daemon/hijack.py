@@ -10,7 +10,9 @@ Docker turns the HTTP connection of ``POST /containers/{id}/attach`` and
   (stream id: 0 stdin, 1 stdout, 2 stderr, 3 system error; 3 zero bytes;
   big-endian uint32 length) and the payload.  With a TTY it is raw bytes.
 
-The client writes stdin as raw bytes and may half-close (shutdown(SHUT_WR))
+The client writes stdin as raw bytes once it has read the response head
+(the docker CLI and docker-py wait for it; aiohttp's C parser drops bytes
+that arrive in the same packet as a request head) and may half-close (shutdown(SHUT_WR))
 when its stdin ends; the connection stays open for output until the daemon
 closes it.  aiohttp would close the socket on that EOF, so the hijack moves
 the transport to a protocol of its own (:class:`_HijackProtocol`), which
@@ -196,7 +198,9 @@ async def hijack(request: web.Request, *, multiplexed: bool) -> HijackedConnecti
     if not transport.is_reading():
         transport.resume_reading()
 
-    api = request.get("api_version", (1, 45))
+    from dockyard.daemon.app import api_version
+
+    api = api_version(request)
     content_type = MULTIPLEXED_STREAM if multiplexed and api >= (1, 42) else RAW_STREAM
     if upgraded:
         head = (f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {content_type}\r\n"

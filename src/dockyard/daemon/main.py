@@ -80,6 +80,9 @@ async def serve(config: DaemonConfig, sockets: list[tuple[str, socket.socket, ob
         await stop.wait()
         log.info("Processing signal, shutting down (containers keep running: live-restore)")
     finally:
+        # End the endless responses first (event streams), so the runner's
+        # graceful wait is for real requests only.
+        engine.events.close()
         await runner.cleanup()
         close = getattr(engine.images, "close", None)
         if callable(close):
