@@ -56,8 +56,16 @@ class HostInfo:
     blkio_throttle: bool = True
     apparmor: bool = False
     cap_last_cap: int = 40
+    #: the daemon's capability bounding set (CapBnd): a container can hold
+    #: no capability outside it, so "all capabilities" means these
+    bounding_caps: int = (1 << 41) - 1
     #: Docker's default on cgroup v1 is the host cgroup namespace.
     private_cgroupns: bool = False
+
+    def available_capabilities(self) -> list[str]:
+        from .defaults import ALL_CAPABILITIES
+        return [name for bit, name in enumerate(ALL_CAPABILITIES)
+                if bit <= self.cap_last_cap and self.bounding_caps >> bit & 1]
 
     @property
     def cpus_text(self) -> str:
@@ -103,6 +111,10 @@ def probe_host() -> HostInfo:
     except ValueError:
         last_cap = 40
     apparmor = _read("/sys/module/apparmor/parameters/enabled").strip() == "Y"
+    bounding = (1 << (last_cap + 1)) - 1
+    for line in _read("/proc/self/status").splitlines():
+        if line.startswith("CapBnd:"):
+            bounding = int(line.split()[1], 16)
     if v2:
         controllers = set(_read(CGROUP_ROOT / "cgroup.controllers").split())
         return HostInfo(
@@ -113,7 +125,7 @@ def probe_host() -> HostInfo:
             cpuset="cpuset" in controllers, pids="pids" in controllers,
             blkio_weight="io" in controllers, blkio_weight_device="io" in controllers,
             blkio_throttle="io" in controllers, apparmor=apparmor, cap_last_cap=last_cap,
-            private_cgroupns=True,
+            bounding_caps=bounding, private_cgroupns=True,
         )
     mem = CGROUP_ROOT / "memory"
     cpu = CGROUP_ROOT / "cpu"
@@ -131,5 +143,5 @@ def probe_host() -> HostInfo:
         blkio_weight_device=(blkio / "blkio.weight_device").exists()
         or (blkio / "blkio.bfq.weight_device").exists(),
         blkio_throttle=(blkio / "blkio.throttle.read_bps_device").exists(),
-        apparmor=apparmor, cap_last_cap=last_cap, private_cgroupns=False,
+        apparmor=apparmor, cap_last_cap=last_cap, bounding_caps=bounding, private_cgroupns=False,
     )

@@ -62,16 +62,18 @@ class SpecContext:
 
 # --------------------------------------------------------------------------- helpers
 
-def capabilities_for(host_config: Mapping[str, Any]) -> list[str]:
+def capabilities_for(host_config: Mapping[str, Any], host: HostInfo | None = None) -> list[str]:
     """Docker's capability arithmetic: defaults, minus CapDrop, plus CapAdd;
     ``ALL`` in CapAdd means every capability but the dropped ones, ``ALL`` in
-    CapDrop means only the added ones; Privileged means all."""
+    CapDrop means only the added ones; Privileged means all.  "All" is what
+    the host can grant (the daemon's bounding set), as Docker reads it."""
+    everything = host.available_capabilities() if host is not None else list(ALL_CAPABILITIES)
     if host_config.get("Privileged"):
-        return list(ALL_CAPABILITIES)
+        return everything
     adds = [normalize_capability(c) for c in host_config.get("CapAdd") or []]
     drops = [normalize_capability(c) for c in host_config.get("CapDrop") or []]
     if "ALL" in adds:
-        return [c for c in ALL_CAPABILITIES if c not in drops]
+        return [c for c in everything if c not in drops]
     if "ALL" in drops:
         return list(dict.fromkeys(adds))
     caps = [c for c in DEFAULT_CAPABILITIES if c not in drops]
@@ -371,7 +373,7 @@ def build_spec(config: Mapping[str, Any], host_config: Mapping[str, Any], ctx: S
     hc = host_config
     privileged = bool(hc.get("Privileged"))
     security = parse_security_opts(hc.get("SecurityOpt"))
-    caps = capabilities_for(hc)
+    caps = capabilities_for(hc, ctx.host)
     user_mounts = parse_host_mounts(dict(hc))
 
     spec: dict[str, Any] = {
