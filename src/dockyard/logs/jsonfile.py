@@ -1,0 +1,138 @@
+"""The ``json-file`` driver, byte-compatible with Docker's files.
+
+Each entry is one line::
+
+    {"log":"hello\\n","stream":"stdout","time":"2026-11-25T09:50:52.783726158Z"}
+
+``log`` is the line with its newline (none for a partial piece that is not
+the last), escaped as Docker's encoder does: ``"`` and ``\\`` with a
+backslash, newline and carriage return as ``\\n`` ``\\r``, other control
+bytes and ``< > &`` as ``\\u00XX``, U+2028/2029 as ``\\u2028``/``\\u2029``,
+each byte of invalid UTF-8 as ``\\ufffd``; everything else verbatim.
+``time`` is RFC 3339 UTC with nanoseconds, trailing zeros trimmed.  The
+file is ``<container dir>/<id>-json.log``; rotation as in ``logfile``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dockyard.errors import InvalidArgument
+
+from . import LogEntry, Partial
+from .logfile import FileOptions, RotatingFile, parse_file_options, read_entries
+from .timefmt import parse_rfc3339, rfc3339nano
+
+#: Options dockerd accepts for json-file; the attribute ones (labels, env,
+#: tag) are accepted and not yet recorded in entries.
+KNOWN_OPTIONS = frozenset({"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex",
+                           "tag"})
+DEFAULTS = FileOptions(max_size=-1, max_file=1, compress=False)
+
+
+def _escape_table() -> dict[int, str]:
+    table: dict[int, str] = {c: f"\\u00{c:02x}" for c in range(0x20)}
+    table.update({ord("\n"): "\\n", ord("\r"): "\\r", ord('"'): '\\"', ord("\\"): "\\\\",
+                  ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
+                  0x2028: "\\u2028", 0x2029: "\\u2029"})
+    # Bytes that are not valid UTF-8 decode (surrogateescape) to U+DC80..U+DCFF.
+    table.update({c: "\\ufffd" for c in range(0xDC80, 0xDD00)})
+    return table
+
+
+_ESCAPES = _escape_table()
+#: Bytes that are copied verbatim: printable ASCII except " \ < > &.
+_PLAIN = frozenset(range(0x20, 0x7F)) - {ord(c) for c in '"\\<>&'}
+
+
+def encode_string(data: bytes) -> bytes:
+    """``data`` as a JSON string literal, escaped exactly as Docker does."""
+    if data.isascii() and not _has_special(data):
+        return b'"' + data + b'"'
+    text = data.decode("utf-8", "surrogateescape").translate(_ESCAPES)
+    return b'"' + text.encode("utf-8") + b'"'
+
+
+def _has_special(data: bytes) -> bool:
+    # Fast path for the common case: printable ASCII without " \ < > &.
+    return bool(data.translate(None, _PLAIN_BYTES))
+
+
+_PLAIN_BYTES = bytes(sorted(_PLAIN))
+
+
+def encode_entry(stream: str, line: bytes, timestamp: int, partial: Partial | None) -> bytes:
+    log = line if partial is not None and not partial.last else line + b"\n"
+    parts = [b"{"]
+    if log:
+        parts += [b'"log":', encode_string(log)]
+    if stream:
+        parts += [b"," if log else b"", b'"stream":', encode_string(stream.encode())]
+    parts += [b"," if (log or stream) else b"", b'"time":"', rfc3339nano(timestamp).encode(), b'"}\n']
+    return b"".join(parts)
+
+
+def file_name(container_id: str) -> str:
+    return f"{container_id}-json.log"
+
+
+def validate(options: dict[str, str]) -> FileOptions:
+    return parse_file_options("json-file", options, known=KNOWN_OPTIONS, defaults=DEFAULTS)
+
+
+class JSONFileWriter:
+    def __init__(self, path: Path, options: FileOptions) -> None:
+        self._file = RotatingFile(path, options)
+
+    def write(self, stream: str, line: bytes, timestamp: int, partial: Partial | None = None) -> None:
+        self._file.append(encode_entry(stream, line, timestamp, partial), timestamp)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def decode(buf: bytes) -> tuple[list[LogEntry], int]:
+    entries = []
+    start = 0
+    while True:
+        nl = buf.find(b"\n", start)
+        if nl < 0:
+            break
+        raw = buf[start:nl]
+        start = nl + 1
+        if not raw.strip():
+            continue
+        try:
+            doc = json.loads(raw)
+            ts = parse_rfc3339(doc["time"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn or foreign line: skip it as Docker's decoder would fail on it
+        line = doc.get("log", "").encode("utf-8", "surrogatepass")
+        partial = None if line.endswith(b"\n") else Partial("", 0, False)
+        entries.append(LogEntry(doc.get("stream", ""), line, ts, partial))
+    return entries, start
+
+
+class JSONFileReader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self, *, since=None, until=None, tail=None, follow=False, stop=None, poll_interval=0.05):
+        return read_entries(self.path, decode, since=since, until=until, tail=tail, follow=follow, stop=stop,
+                            poll_interval=poll_interval)
+
+
+def open_writer(path: Path | None, options: dict[str, str]) -> JSONFileWriter:
+    if path is None:
+        raise InvalidArgument("json-file needs a log path")
+    return JSONFileWriter(path, validate(options))
+
+
+def open_reader(path: Path | None, options: dict[str, str]) -> JSONFileReader:
+    if path is None:
+        raise InvalidArgument("json-file needs a log path")
+    return JSONFileReader(path)

@@ -1,0 +1,571 @@
+"""Rotating log files shared by the ``json-file`` and ``local`` drivers.
+
+Writing (:class:`RotatingFile`, Docker's LogFile semantics): records are
+appended to ``<name>``; before a record is written, if the file has reached
+``max-size`` it is rotated: ``<name>.N-1`` is removed, ``<name>.k`` becomes
+``<name>.k+1``, ``<name>`` becomes ``<name>.1`` and a new empty ``<name>``
+is opened (with ``max-file`` 1 the full file is simply unlinked).  With
+``compress``, rotated files are gzipped (``<name>.1.gz`` ...): the gzip
+header's Extra field holds JSON ``{"lastTime": ...}`` as Docker writes it,
+plus ``"inode"`` and ``"mtime"``, the inode number and modification time
+the file had before compression (see below).
+
+Reading (:class:`FileWalker`) happens in another process than writing (the
+daemon reads, the supervisor writes), so a reader cannot be told about
+rotations; it finds them on disk.  Each file is identified by its inode,
+never by its name, which changes on every rotation; a compressed file by
+the inode *and* mtime it had (from its header), because its inode number
+was freed and may since have been given to a newer file, while a file the
+reader holds open keeps its inode to itself.  A reader holds its current file
+open; at that file's end it checks whether ``<name>`` is still the same
+inode.  If not, the file was rotated: the reader drains it (a rotation
+happens only after the last write to it), lists the files again, finds
+where its inode now sits in the chain oldest -> newest, and moves to the
+next one.  So a follower that is slower than the rotations still reads
+every file that exists long enough to be listed, in order, once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from dockyard.errors import InvalidArgument
+
+from . import LogEntry
+from .timefmt import parse_rfc3339, rfc3339nano
+
+# -- options -----------------------------------------------------------------
+
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_SIZE_UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_size(text: str) -> int:
+    """go-units RAMInBytes: ``10m`` -> 10 MiB (binary multipliers)."""
+    m = _SIZE_RE.match(text.strip())
+    if not m:
+        raise InvalidArgument(f"invalid size: '{text}'")
+    unit = m.group(2).lower() if m.group(2) else None
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    max_size: int = -1  # bytes; -1: never rotate
+    max_file: int = 1
+    compress: bool = False
+
+
+def parse_file_options(driver: str, options: dict[str, str], *, known: frozenset[str],
+                       defaults: FileOptions) -> FileOptions:
+    """Docker's max-size / max-file / compress, validated as dockerd does."""
+    for key in options:
+        if key not in known:
+            raise InvalidArgument(f"unknown log opt '{key}' for {driver} log driver")
+    max_size = defaults.max_size
+    if options.get("max-size"):
+        max_size = parse_size(options["max-size"])
+        if max_size <= 0:
+            raise InvalidArgument(f"max-size must be a positive number, got '{options['max-size']}'")
+    max_file = defaults.max_file
+    if options.get("max-file"):
+        try:
+            max_file = int(options["max-file"])
+        except ValueError:
+            raise InvalidArgument(f"invalid max-file: '{options['max-file']}'") from None
+        if max_file < 1:
+            raise InvalidArgument("max-file cannot be less than 1")
+    compress = defaults.compress
+    if options.get("compress"):
+        value = options["compress"].lower()
+        if value not in ("true", "false", "1", "0", "t", "f"):
+            raise InvalidArgument(f"invalid compress value: '{options['compress']}'")
+        compress = value in ("true", "1", "t")
+    if max_size < 0 and "max-file" in options and max_file != 1:
+        raise InvalidArgument("max-file cannot be set when max-size is not set")
+    if max_size < 0 and options.get("compress") and compress:
+        raise InvalidArgument("compress cannot be set when max-size is not set")
+    return FileOptions(max_size, max_file, compress and max_file > 1)
+
+
+# -- writing -----------------------------------------------------------------
+
+
+class RotatingFile:
+    """Appends encoded records to ``path``, rotating as Docker does.
+
+    Records are buffered until :meth:`flush` (one write(2) per batch), so
+    a reader never waits on a half-written batch for long; the rotation
+    check happens before each record, as in Docker (a file may exceed
+    max-size by one record).
+    """
+
+    def __init__(self, path: Path, options: FileOptions, perms: int = 0o640) -> None:
+        self.path = Path(path)
+        self.options = options
+        self.perms = perms
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, perms)
+        self._size = os.lseek(self._fd, 0, os.SEEK_END)
+        self._pending: list[bytes] = []
+        self._last_ts = 0
+
+    def append(self, record: bytes, timestamp: int) -> None:
+        if 0 < self.options.max_size <= self._size:
+            self.flush()
+            self._rotate()
+        self._pending.append(record)
+        self._size += len(record)
+        self._last_ts = timestamp
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending.clear()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            try:
+                self.flush()
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+
+    def _rotate(self) -> None:
+        name = str(self.path)
+        os.close(self._fd)
+        self._fd = -1
+        opts = self.options
+        if opts.max_file < 2:
+            _unlink(name)
+        else:
+            ext = ".gz" if opts.compress else ""
+            _unlink(f"{name}.{opts.max_file - 1}{ext}")
+            for i in range(opts.max_file - 1, 1, -1):
+                _rename(f"{name}.{i - 1}{ext}", f"{name}.{i}{ext}")
+            _rename(name, f"{name}.1")
+        self._fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, self.perms)
+        self._size = 0
+        if opts.compress and opts.max_file >= 2:
+            compress_file(f"{name}.1", self._last_ts, self.perms)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _rename(src: str, dst: str) -> None:
+    try:
+        os.rename(src, dst)
+    except FileNotFoundError:
+        pass
+
+
+def compress_file(path: str, last_ts: int, perms: int = 0o640) -> None:
+    """gzip ``path`` to ``path.gz`` (temp file, rename), then remove
+    ``path``.  The header is written by hand because Python's gzip module
+    cannot set the Extra field Docker uses."""
+    try:
+        src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    tmp = f"{path}.gz.tmp"
+    try:
+        st = os.fstat(src)
+        extra = json.dumps({"lastTime": rfc3339nano(last_ts), "inode": st.st_ino, "mtime": st.st_mtime_ns},
+                           separators=(",", ":")).encode()
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, perms)
+        try:
+            # magic, deflate, FEXTRA, mtime 0, no extra flags, OS unknown (as Go writes it)
+            parts = [b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff", struct.pack("<H", len(extra)), extra]
+            deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+            crc = 0
+            size = 0
+            while chunk := os.read(src, 1 << 20):
+                crc = zlib.crc32(chunk, crc)
+                size += len(chunk)
+                parts.append(deflate.compress(chunk))
+                if sum(len(p) for p in parts) > 1 << 20:
+                    _write_all(out, b"".join(parts))
+                    parts = []
+            parts.append(deflate.flush())
+            parts.append(struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF))
+            # No fsync: log files are never fsync'd (nor by Docker); a crash
+            # loses recent page cache either way, and an fsync per rotation
+            # would stall the container's output.
+            _write_all(out, b"".join(parts))
+        finally:
+            os.close(out)
+        os.rename(tmp, f"{path}.gz")
+    except BaseException:
+        _unlink(tmp)
+        raise
+    finally:
+        os.close(src)
+    _unlink(path)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def read_gzip(data: bytes) -> tuple[dict, bytes]:
+    """(header Extra as JSON, or {}, decompressed content) of a gzip file."""
+    if len(data) < 10 or data[:2] != b"\x1f\x8b":
+        raise ValueError("not a gzip file")
+    flags = data[3]
+    pos = 10
+    meta: dict = {}
+    if flags & 0x04:
+        (xlen,) = struct.unpack_from("<H", data, pos)
+        try:
+            doc = json.loads(data[pos + 2:pos + 2 + xlen])
+            if isinstance(doc, dict):
+                meta = doc
+        except ValueError:
+            pass
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    content = d.decompress(data)
+    # Concatenated members are legal gzip; Docker never writes them, but be lenient.
+    while d.unused_data:
+        rest = d.unused_data
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        content += d.decompress(rest)
+    return meta, content
+
+
+# -- reading -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file of a log's chain: ``<name>.k[.gz]`` or ``<name>`` itself."""
+
+    path: str
+    identity: int | None  # inode (from the header for .gz); None if unknown
+    compressed: bool
+    generation: int  # k for <name>.k, 0 for the current file
+    mtime: int | None = None  # ns; for .gz from the header
+
+    def is_file(self, ino: int | None, mtime: int | None, live: bool) -> bool:
+        """Whether this member is the file (ino, mtime).  A file held open
+        (``live``) owns its inode number, so a plain member with that inode
+        is it; a compressed member must match the mtime too."""
+        if ino is None or self.identity != ino:
+            return False
+        if live and not self.compressed:
+            return True
+        return self.mtime is not None and self.mtime == mtime
+
+
+#: decode(buffer) -> (entries, bytes consumed); must leave an incomplete
+#: trailing record unconsumed.
+Decoder = Callable[[bytes], "tuple[list[LogEntry], int]"]
+
+_ROTATED_RE_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def scan(path: Path, attempts: int = 200) -> list[Member]:
+    """The chain of ``path``'s files, oldest first, as of one moment.
+
+    Listing and stat-ing is not atomic against a rotation running in the
+    writer (a name listed before a rename is stat-ed after it), so the
+    chain is read until two reads agree."""
+    previous = _scan_once(path)
+    for _ in range(attempts):
+        current = _scan_once(path)
+        if current == previous:
+            return current
+        previous = current
+        time.sleep(0.001)
+    return previous
+
+
+def _scan_once(path: Path) -> list[Member]:
+    """One listing; a plain file is preferred to its compressed twin (it is
+    being compressed right now)."""
+    directory, base = os.path.split(str(path))
+    pattern = _ROTATED_RE_CACHE.get(base)
+    if pattern is None:
+        pattern = _ROTATED_RE_CACHE[base] = re.compile(re.escape(base) + r"\.(\d+)(\.gz)?$")
+    try:
+        names = os.listdir(directory or ".")
+    except FileNotFoundError:
+        return []
+    found: dict[int, Member] = {}
+    for n in names:
+        m = pattern.match(n)
+        if not m:
+            continue
+        gen = int(m.group(1))
+        full = os.path.join(directory, n)
+        if m.group(2):
+            if gen in found:
+                continue
+            identity = _gzip_identity(full)
+            if identity is _GONE:
+                continue
+            found[gen] = Member(full, identity[0], True, gen, identity[1])
+        else:
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:
+                continue
+            found[gen] = Member(full, st.st_ino, False, gen, st.st_mtime_ns)
+    chain = [found[g] for g in sorted(found, reverse=True)]
+    try:
+        st = os.stat(path)
+        chain.append(Member(str(path), st.st_ino, False, 0, st.st_mtime_ns))
+    except FileNotFoundError:
+        pass
+    return chain
+
+
+_GONE = object()
+#: (inode, size) of a .gz file -> its header identity.  A .gz never changes
+#: once renamed into place, so a stat is enough to reuse what was read.
+_GZIP_IDENTITIES: dict[tuple[int, int, int], tuple[int | None, int | None]] = {}
+
+
+def _gzip_identity(path: str):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return _GONE
+    key = (st.st_dev, st.st_ino, st.st_size)
+    cached = _GZIP_IDENTITIES.get(key)
+    if cached is None:
+        cached = _read_gzip_identity(path)
+        if cached is _GONE:
+            return _GONE
+        if len(_GZIP_IDENTITIES) > 4096:
+            _GZIP_IDENTITIES.clear()
+        _GZIP_IDENTITIES[key] = cached
+    return cached
+
+
+def _read_gzip_identity(path: str):
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except FileNotFoundError:
+        return _GONE
+    if len(head) >= 12 and head[:2] == b"\x1f\x8b" and head[3] & 0x04:
+        (xlen,) = struct.unpack_from("<H", head, 10)
+        try:
+            doc = json.loads(head[12:12 + xlen])
+            if isinstance(doc, dict) and doc.get("inode") is not None and doc.get("mtime") is not None:
+                return int(doc["inode"]), int(doc["mtime"])
+        except (ValueError, TypeError):
+            pass
+    return None, None
+
+
+class _Source:
+    """An open member: a live fd for a plain file, bytes for a gzip one."""
+
+    __slots__ = ("member", "fd", "data", "identity", "buffer", "complete", "stored_mtime")
+
+    def __init__(self, member: Member, fd: int | None, data: bytes | None, identity: int | None,
+                 mtime: int | None = None) -> None:
+        self.member = member
+        self.fd = fd
+        self.data = data
+        self.identity = identity
+        self.buffer = b""
+        self.complete = data is not None
+        self.stored_mtime = mtime
+
+    def mtime(self) -> int | None:
+        return os.fstat(self.fd).st_mtime_ns if self.fd is not None else self.stored_mtime
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class FileWalker:
+    """Walks a log's chain oldest -> newest and keeps following the current
+    file across rotations (see the module docstring)."""
+
+    def __init__(self, path: Path, decode: Decoder, *, since: int | None = None) -> None:
+        self.path = Path(path)
+        self.decode = decode
+        self.since = since
+        self._src: _Source | None = None
+
+    def close(self) -> None:
+        if self._src is not None:
+            self._src.close()
+            self._src = None
+
+    def _open(self, member: Member) -> _Source | None:
+        """Open ``member`` if it is still the file it was when listed."""
+        try:
+            if member.compressed:
+                with open(member.path, "rb") as f:
+                    raw = f.read()
+                meta, content = read_gzip(raw)
+                identity = meta.get("inode")
+                mtime = meta.get("mtime")
+                if member.identity is not None and (identity != member.identity or mtime != member.mtime):
+                    return None  # renamed under us: list again
+                if self.since is not None and meta.get("lastTime"):
+                    try:
+                        if parse_rfc3339(meta["lastTime"]) < self.since:
+                            content = b""  # nothing in it is recent enough
+                    except ValueError:
+                        pass
+                return _Source(member, None, content, identity, mtime)
+            fd = os.open(member.path, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, ValueError, zlib.error):
+            return None
+        ino = os.fstat(fd).st_ino
+        if ino != member.identity:
+            os.close(fd)
+            return None
+        return _Source(member, fd, None, ino)
+
+    def _read_available(self, src: _Source) -> list[LogEntry]:
+        if src.complete:
+            data, src.data = src.data or b"", b""
+            buf = src.buffer + data
+        else:
+            chunks = [src.buffer] if src.buffer else []
+            while chunk := os.read(src.fd, 1 << 16):
+                chunks.append(chunk)
+            buf = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        if not buf:
+            src.buffer = b""
+            return []
+        entries, used = self.decode(buf)
+        src.buffer = buf[used:]
+        return entries
+
+    def _successor(self, src: _Source) -> Member | None | bool:
+        """The member after ``src`` in a fresh listing; None if there is
+        none yet; False if ``src`` is still the newest (mid-rotation)."""
+        chain = scan(self.path)
+        if not chain:
+            return None
+        if src.identity is None:
+            # A compressed file without our header (written by Docker): go
+            # by generation number, which is right unless a rotation ran
+            # between listing and now.
+            newer = [m for m in chain if m.generation < src.member.generation]
+            return newer[0] if newer else False
+        mtime = src.mtime()
+        live = src.fd is not None
+        for i in range(len(chain) - 1, -1, -1):
+            if chain[i].is_file(src.identity, mtime, live):
+                return chain[i + 1] if i + 1 < len(chain) else False
+        if src.fd is not None and os.fstat(src.fd).st_nlink > 0:
+            return False  # it still has a name we did not see: list again
+        # Our file is gone (rotated past max-file): everything left is newer.
+        return chain[0]
+
+    def _first(self) -> _Source | None:
+        for _ in range(100):
+            chain = scan(self.path)
+            if not chain:
+                return None
+            src = self._open(chain[0])
+            if src is not None:
+                return src
+        return None
+
+    def batches(self, *, follow: bool, stop: Callable[[], bool] | None = None,
+                poll_interval: float = 0.05) -> Iterator[list[LogEntry]]:
+        """Lists of entries as they become readable.  Without ``follow`` it
+        ends at the end of the current file."""
+        stopping = False
+        while True:
+            if self._src is None:
+                self._src = self._first()
+                if self._src is None:
+                    if not follow or stopping:
+                        return
+                    stopping = bool(stop and stop())
+                    time.sleep(poll_interval)
+                    continue
+            src = self._src
+            entries = self._read_available(src)
+            if entries:
+                yield entries
+            if not src.complete:
+                try:
+                    current = os.stat(self.path).st_ino
+                except FileNotFoundError:
+                    current = None  # between unlink and re-create (max-file 1)
+                if current == src.identity:
+                    if not follow or stopping:
+                        return
+                    stopping = bool(stop and stop())
+                    if not stopping:
+                        time.sleep(poll_interval)
+                    continue
+                # Rotated away; it gets no more writes: drain it.
+                entries = self._read_available(src)
+                if entries:
+                    yield entries
+            nxt = self._successor(src)
+            if nxt is None or nxt is False:
+                if not follow and nxt is None:
+                    return
+                time.sleep(min(poll_interval, 0.01))
+                continue
+            opened = self._open(nxt)
+            if opened is None:
+                continue  # renamed or compressed meanwhile: list again
+            src.close()
+            self._src = opened
+
+
+def read_entries(path: Path, decode: Decoder, *, since: int | None = None, until: int | None = None,
+                 tail: int | None = None, follow: bool = False, stop: Callable[[], bool] | None = None,
+                 poll_interval: float = 0.05) -> Iterator[LogEntry]:
+    """The Reader.read contract over a rotating file set."""
+    walker = FileWalker(path, decode, since=since)
+    try:
+        if tail is not None and tail >= 0:
+            from collections import deque
+
+            last: deque[LogEntry] = deque(maxlen=tail) if tail else deque(maxlen=0)
+            for batch in walker.batches(follow=False):
+                for e in batch:
+                    if since is not None and e.timestamp < since:
+                        continue
+                    if until is not None and e.timestamp > until:
+                        break
+                    last.append(e)
+            yield from last
+            if not follow:
+                return
+        for batch in walker.batches(follow=follow, stop=stop, poll_interval=poll_interval):
+            for e in batch:
+                if since is not None and e.timestamp < since:
+                    continue
+                if until is not None and e.timestamp > until:
+                    return
+                yield e
+    finally:
+        walker.close()
