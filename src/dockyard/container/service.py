@@ -1250,8 +1250,8 @@ class ContainerService:
         from ..image.diff import write_merged
         c = self.resolve(ref)
         sn = self.store.snapshotter
-        layers = await asyncio.to_thread(sn.chain_dirs, c.snapshot_key)
-        async for chunk in _thread_stream(lambda out: write_merged(list(reversed(layers)), out)):
+        layers = await asyncio.to_thread(sn.chain_dirs, c.snapshot_key)  # top first
+        async for chunk in _thread_stream(lambda out: write_merged(layers, out)):
             yield chunk
 
 

@@ -1,0 +1,223 @@
+"""Restart policies, AutoRemove, pause, live update, stats, top, cp,
+changes and export on real containers."""
+
+from __future__ import annotations
+
+import io
+import json
+import base64
+import tarfile
+import time
+
+import pytest
+
+from dockyard.errors import FailedPrecondition, InvalidArgument, NotFound
+
+
+def test_restart_on_failure_twice(env):
+    cid = env.create(["sh", "-c", "echo run; exit 1"], {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}})
+    env.run(env.service.start(cid))
+    env.wait_for(lambda: env.inspect(cid)["State"]["Status"] == "exited" and env.inspect(cid)["RestartCount"] == 2,
+                 what="two restarts then exited")
+    time.sleep(0.5)
+    info = env.inspect(cid)
+    assert info["RestartCount"] == 2 and info["State"]["Status"] == "exited" and info["State"]["ExitCode"] == 1
+    assert env.logs(cid) == "run\n" * 3
+    assert env.actions(cid).count("start") == 3 and env.actions(cid).count("die") == 3
+
+
+def test_restart_always_and_manual_stop(env):
+    cid = env.create(["sh", "-c", "sleep 0.2; exit 0"], {"RestartPolicy": {"Name": "always"}})
+    env.run(env.service.start(cid))
+    env.wait_for(lambda: env.inspect(cid)["RestartCount"] >= 2, what="always restarts")
+    env.run(env.service.stop(cid, timeout=1))
+    count = env.inspect(cid)["RestartCount"]
+    time.sleep(1.0)
+    info = env.inspect(cid)
+    assert info["State"]["Status"] == "exited" and info["RestartCount"] == count  # a manual stop sticks
+
+
+def test_backoff_doubles(env):
+    cid = env.create(["false"], {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 4}})
+    t0 = time.monotonic()
+    env.run(env.service.start(cid))
+    env.wait_for(lambda: env.inspect(cid)["RestartCount"] == 4 and env.inspect(cid)["State"]["Status"] == "exited",
+                 what="four restarts")
+    # 0.1 + 0.2 + 0.4 + 0.8 s of back-off at least
+    assert time.monotonic() - t0 >= 1.5
+
+
+def test_auto_remove(env):
+    cid = env.create(["sh", "-c", "exit 5"], {"AutoRemove": True})
+    env.run(env.service.start(cid))
+    result = env.run(env.service.wait(cid, "removed"))
+    assert result["StatusCode"] == 5
+    env.wait_for(lambda: not env.run(env.service.list(all=True)), what="removal")
+    assert env.actions(cid)[-1] == "destroy"
+
+
+def test_wait_conditions(env):
+    cid = env.create(["sh", "-c", "sleep 0.3; exit 7"])
+    with pytest.raises(InvalidArgument, match="invalid condition"):
+        env.run(env.service.wait(cid, "whenever"))
+    # not-running on a created container answers at once
+    assert env.run(env.service.wait(cid))["StatusCode"] == 0
+
+    async def start_and_wait():
+        waiter = env.loop.create_task(env.service.wait(cid, "next-exit"))
+        await env.service.start(cid)
+        return await waiter
+
+    assert env.run(start_and_wait())["StatusCode"] == 7
+
+
+def test_pause_unpause(env):
+    cid = env.create(["sh", "-c", "while true; do date +%s%N > /tmp/tick; sleep 0.05; done"])
+    with pytest.raises(FailedPrecondition, match="is not running"):
+        env.run(env.service.pause(cid))
+    env.run(env.service.start(cid))
+    env.run(env.service.pause(cid))
+    assert env.inspect(cid)["State"]["Status"] == "paused" and env.inspect(cid)["State"]["Paused"]
+    with pytest.raises(FailedPrecondition, match="is already paused"):
+        env.run(env.service.pause(cid))
+    with pytest.raises(FailedPrecondition, match="cannot start a paused container, try unpause instead"):
+        env.run(env.service.start(cid))
+    with open(f"/sys/fs/cgroup/freezer{env.cgroup_parent}/{cid}/freezer.state") as f:
+        assert f.read().strip() == "FROZEN"
+    env.run(env.service.unpause(cid))
+    with pytest.raises(FailedPrecondition, match="is not paused"):
+        env.run(env.service.unpause(cid))
+    env.run(env.service.pause(cid))
+    # stop works on a paused container
+    assert env.run(env.service.stop(cid, timeout=2)) is True
+    assert env.inspect(cid)["State"]["Status"] == "exited"
+    assert [a for a in env.actions(cid) if a in ("pause", "unpause")] == ["pause", "unpause", "pause"]
+
+
+def test_update_memory_live(env):
+    cid = env.create(["sleep", "100"], {"Memory": 64 << 20})
+    env.run(env.service.start(cid))
+    result = env.run(env.service.update(cid, {"Memory": 128 << 20, "MemorySwap": 256 << 20, "PidsLimit": 30,
+                                              "RestartPolicy": {"Name": "unless-stopped"}}))
+    assert result == {"Warnings": []}
+    base = f"/sys/fs/cgroup/memory{env.cgroup_parent}/{cid}"
+    with open(f"{base}/memory.limit_in_bytes") as f:
+        assert int(f.read()) == 128 << 20
+    with open(f"/sys/fs/cgroup/pids{env.cgroup_parent}/{cid}/pids.max") as f:
+        assert f.read().strip() == "30"
+    hc = env.inspect(cid)["HostConfig"]
+    assert hc["Memory"] == 128 << 20 and hc["RestartPolicy"]["Name"] == "unless-stopped"
+    with pytest.raises(InvalidArgument, match="Minimum memory limit allowed is 6MB"):
+        env.run(env.service.update(cid, {"Memory": 1024}))
+
+
+def test_top_and_stats(env):
+    cid = env.create(["sh", "-c", "sleep 100 & sleep 100 & wait"], {"Memory": 64 << 20, "PidsLimit": 50})
+    with pytest.raises(FailedPrecondition, match="is not running"):
+        env.run(env.service.top(cid))
+    env.run(env.service.start(cid))
+    def sleeps():
+        t = env.run(env.service.top(cid))
+        return t if sum(1 for p in t["Processes"] if p[-1] == "sleep 100") == 2 else None
+
+    top = env.wait_for(sleeps, what="two sleep processes")
+    assert "PID" in top["Titles"] and "CMD" in top["Titles"]
+    assert len(top["Processes"]) == 3
+    top = env.run(env.service.top(cid, "-o pid,comm"))
+    assert top["Titles"] == ["PID", "COMMAND"]
+
+    async def first_two():
+        docs = []
+        async for doc in env.service.stats(cid, stream=True):
+            docs.append(doc)
+            if len(docs) == 2:
+                break
+        return docs
+
+    first, second = env.run(first_two())
+    assert second["precpu_stats"] == first["cpu_stats"]
+    assert second["preread"] == first["read"]
+    assert second["memory_stats"]["limit"] == 64 << 20 and second["memory_stats"]["usage"] > 0
+    assert second["pids_stats"] == {"current": 3, "limit": 50}
+    assert second["cpu_stats"]["online_cpus"] >= 1 and second["cpu_stats"]["system_cpu_usage"] > 0
+    assert second["name"] == env.inspect(cid)["Name"] and second["id"] == cid
+
+    async def one():
+        return [d async for d in env.service.stats(cid, stream=False)]
+
+    docs = env.run(one())
+    assert len(docs) == 1 and docs[0]["precpu_stats"]["cpu_usage"]["total_usage"] > 0
+    env.run(env.service.stop(cid, timeout=1))
+    docs = env.run(one())
+    assert docs[0]["read"] == "0001-01-01T00:00:00Z"
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.uid = 1234
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _get(env, cid, path):
+    async def go():
+        stat, chunks = await env.service.archive_get(cid, path)
+        data = b"".join([c async for c in chunks])
+        return stat, data
+    return env.run(go())
+
+
+@pytest.mark.parametrize("running", [False, True])
+def test_cp_in_and_out(env, running):
+    cid = env.create(["sleep", "100"] if running else ["true"])
+    if running:
+        env.run(env.service.start(cid))
+    env.run(env.service.archive_put(cid, "/tmp", _tar({"hello.txt": b"hi there\n", "sub/x": b"x"})))
+    stat, data = _get(env, cid, "/tmp/hello.txt")
+    assert stat.name == "hello.txt" and stat.size == 9 and stat.mode == 0o644
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        member = tar.getmember("hello.txt")
+        assert tar.extractfile(member).read() == b"hi there\n"
+        assert member.uid == 0  # copyUIDGID off: owned by the container's root
+    stat, data = _get(env, cid, "/tmp/sub")
+    assert stat.mode & (1 << 31)  # Go's ModeDir
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert sorted(tar.getnames()) == ["sub", "sub/x"]
+    header = json.loads(base64.b64decode(stat.header_value()))
+    assert header["name"] == "sub" and header["linkTarget"] == ""
+    stat = env.run(env.service.archive_stat(cid, "/bin/sh"))
+    assert stat.mode & (1 << 27) and stat.link_target == "/bin/busybox"
+    with pytest.raises(NotFound, match="Could not find the file /nope in container"):
+        env.run(env.service.archive_stat(cid, "/nope"))
+    with pytest.raises(InvalidArgument):
+        env.run(env.service.archive_put(cid, "/tmp/hello.txt", _tar({"a": b"a"})))
+    # a path escaping through .. stays inside the container
+    stat, data = _get(env, cid, "/../../../etc/passwd")
+    assert data and stat.name == "passwd"
+
+
+def test_cp_into_readonly_rootfs_refused(env):
+    cid = env.create(["true"], {"ReadonlyRootfs": True})
+    with pytest.raises(FailedPrecondition, match="container rootfs is marked read-only"):
+        env.run(env.service.archive_put(cid, "/tmp", _tar({"a": b"a"})))
+
+
+def test_changes_and_export(env):
+    cid, code = env.run_container(["sh", "-c", "mkdir /newdir && echo x > /newdir/f && rm /bin/vi && "
+                                              "echo y >> /etc/passwd"])
+    assert code == 0
+    changes = {(c["Path"], c["Kind"]) for c in env.run(env.service.changes(cid))}
+    assert ("/newdir", 1) in changes and ("/newdir/f", 1) in changes
+    assert ("/bin/vi", 2) in changes and ("/etc/passwd", 0) in changes
+
+    async def export():
+        return b"".join([c async for c in env.service.export(cid)])
+
+    data = env.run(export())
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = set(n.lstrip("./") for n in tar.getnames())
+    assert "newdir/f" in names and "bin/busybox" in names and "bin/vi" not in names
