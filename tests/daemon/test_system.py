@@ -166,12 +166,14 @@ def test_docker_cli_version_and_info(dockyardd: Dockyardd) -> None:
 
 
 def test_docker_cli_events_since_until(dockyardd: Dockyardd) -> None:
-    # The daemon's own start event is in the buffer.
-    result = run_docker(dockyardd, "events", "--since", "10m", "--until", "0s", "--format", "{{json .}}")
+    # The daemon's own start event is in the buffer.  (The docker CLI sends
+    # durations truncated to whole seconds, so "until" is a time just ahead.)
+    until = f"{time.time() + 1:.3f}"
+    result = run_docker(dockyardd, "events", "--since", "10m", "--until", until, "--format", "{{json .}}")
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert any(e["Type"] == "daemon" and e["Action"] == "start" for e in events), events
-    result = run_docker(dockyardd, "events", "--since", "10m", "--until", "0s", "--filter", "type=image")
+    result = run_docker(dockyardd, "events", "--since", "10m", "--until", until, "--filter", "type=image")
     assert result.returncode == 0 and not any("daemon start" in line for line in result.stdout.decode().splitlines())
 
 

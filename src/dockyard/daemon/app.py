@@ -131,7 +131,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return e.response
     except DockyardError as e:
         status = status_for(e)
-        if status >= 500:
+        if status >= 500 and status != 503:
             log.error("%s %s: %s", request.method, request.path, e.message)
         else:
             log.debug("%s %s: %d %s", request.method, request.path, status, e.message)

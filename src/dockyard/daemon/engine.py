@@ -60,6 +60,14 @@ class Engine:
     started_at: float = field(default_factory=time.time)
     #: Why ``images`` is None, for the Unavailable message.
     images_error: str = "the image service is not available"
+    #: dockyard.store.Store the services share (None until opened).
+    store: Any = None
+
+    def close(self) -> None:
+        """Release what the services hold (the store's database)."""
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
     def image_service(self) -> Any:
         if self.images is None:

@@ -70,11 +70,13 @@ async def serve(config: DaemonConfig, sockets: list[tuple[str, socket.socket, ob
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
+        # Published before the sockets open, so the first client to get an
+        # answer can already see it.
+        engine.events.publish("daemon", "start", engine.engine_id, {"name": socket.gethostname()})
         for name, sock, ssl_context in sockets:
             site = web.SockSite(runner, sock, ssl_context=ssl_context)  # type: ignore[arg-type]
             await site.start()
             log.info("API listen on %s", name)
-        engine.events.publish("daemon", "start", engine.engine_id, {"name": socket.gethostname()})
         log.info("Daemon has completed initialization (dockyardd %s, data root %s)", __version__,
                  config.data_root)
         await stop.wait()
@@ -84,9 +86,7 @@ async def serve(config: DaemonConfig, sockets: list[tuple[str, socket.socket, ob
         # graceful wait is for real requests only.
         engine.events.close()
         await runner.cleanup()
-        close = getattr(engine.images, "close", None)
-        if callable(close):
-            close()
+        engine.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,10 +17,19 @@ log = logging.getLogger(__name__)
 
 
 def open_image_service(engine: Engine) -> None:
-    """Open dockyard.image's service on the data root."""
-    # TODO(issue 4): construct dockyard.image's service once its API lands.
-    engine.images = None
-    engine.images_error = "the image service (dockyard.image) is not available in this build yet"
+    """Open the store and dockyard.image's service on the data root.  The
+    store's start-up collection removes what a crash left half-made."""
+    try:
+        from dockyard.image.service import ImageService
+        from dockyard.store import open_store
+    except ImportError as e:
+        engine.images = None
+        engine.images_error = f"the image service is not available: {e}"
+        log.error("%s", engine.images_error)
+        return
+    store = open_store(engine.config.data_root)
+    engine.images = ImageService(store)
+    engine.store = store
 
 
 def open_engine(config: DaemonConfig) -> Engine:

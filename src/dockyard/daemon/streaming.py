@@ -196,28 +196,44 @@ class StreamFailed(Exception):
 
 class BodyReader:
     """A blocking, read-only file object over an aiohttp request body, for
-    use from a worker thread (never from the loop: it would deadlock)."""
+    use from a worker thread (never from the loop: it would deadlock).
+
+    Each trip to the loop fetches up to :data:`FETCH` bytes, so callers that
+    read in small pieces (tar headers) do not pay a thread hand-off each."""
+
+    FETCH = 1 << 20
 
     def __init__(self, content: Any, loop: asyncio.AbstractEventLoop) -> None:
         self._content = content
         self._loop = loop
         self._eof = False
+        self._buffer = b""
+        self._offset = 0
         self.bytes_read = 0
 
-    def read(self, size: int = -1) -> bytes:
+    def _fill(self) -> bool:
         if self._eof:
-            return b""
+            return False
+        future = asyncio.run_coroutine_threadsafe(self._content.read(self.FETCH), self._loop)
+        data = future.result()
+        if not data:
+            self._eof = True
+            return False
+        self._buffer, self._offset = data, 0
+        return True
+
+    def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             chunks = []
-            while chunk := self.read(1 << 20):
+            while chunk := self.read(self.FETCH):
                 chunks.append(chunk)
             return b"".join(chunks)
         if size == 0:
             return b""
-        future = asyncio.run_coroutine_threadsafe(self._content.read(size), self._loop)
-        data = future.result()
-        if not data:
-            self._eof = True
+        if self._offset >= len(self._buffer) and not self._fill():
+            return b""
+        data = self._buffer[self._offset:self._offset + size]
+        self._offset += len(data)
         self.bytes_read += len(data)
         return data
 
@@ -235,6 +251,67 @@ class BodyReader:
 
     def close(self) -> None:
         self._eof = True
+
+
+class ResponseWriter:
+    """A blocking, write-only file object that streams into an aiohttp
+    response from a worker thread (``docker save``).  The response starts
+    on the first write, so errors found before any byte is produced can
+    still be answered with a status code.  Writes are coalesced into
+    :data:`CHUNK`-sized pieces to limit thread hand-offs."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop, *,
+                 content_type: str = "application/x-tar") -> None:
+        self.request = request
+        self.loop = loop
+        self.content_type = content_type
+        self.response: web.StreamResponse | None = None
+        self._pending = bytearray()
+        self.bytes_written = 0
+
+    async def _start_and_write(self, data: bytes) -> None:
+        if self.response is None:
+            response = web.StreamResponse(status=200)
+            response.content_type = self.content_type
+            await response.prepare(self.request)
+            self.response = response
+        if data:
+            await self.response.write(data)
+
+    def _send(self, data: bytes) -> None:
+        asyncio.run_coroutine_threadsafe(self._start_and_write(data), self.loop).result()
+
+    def write(self, data: Any) -> int:
+        n = len(data)
+        self._pending += data
+        self.bytes_written += n
+        if len(self._pending) >= self.CHUNK:
+            self._send(bytes(self._pending))
+            self._pending.clear()
+        return n
+
+    def flush(self) -> None:
+        if self._pending:
+            self._send(bytes(self._pending))
+            self._pending.clear()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    async def finish(self) -> web.StreamResponse:
+        """On the loop, after the worker is done: end the response."""
+        if self._pending:
+            await self._start_and_write(bytes(self._pending))
+            self._pending.clear()
+        if self.response is None:
+            await self._start_and_write(b"")
+        await self.response.write_eof()  # type: ignore[union-attr]
+        return self.response  # type: ignore[return-value]
 
 
 def spool(body: BodyReader, directory: Path, *, prefix: str = "upload-", chunk: int = 1 << 20) -> Path:

@@ -220,7 +220,7 @@ def history(ctx: Context, argv: list[str], name: str) -> int:
         image_id = item.get("Id", "")
         rows.append({
             "ID": image_id if image_id == "<missing>" or args.no_trunc else short_id(image_id),
-            "CreatedSince": since(created) if human else rfc3339(created),
+            "CreatedSince": (since(created) if created > 0 else "N/A") if human else rfc3339(created),
             "CreatedAt": rfc3339(created),
             "CreatedBy": created_by if args.no_trunc else ellipsis(created_by, 45),
             "Size": human_size(item.get("Size", 0)) if human else str(item.get("Size", 0)),

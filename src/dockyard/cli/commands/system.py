@@ -249,10 +249,15 @@ DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size":
 DF_DEFAULT = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
 
 
+def _size4(size: float) -> str:
+    """go-units HumanSize (4 significant digits), what docker system df prints."""
+    return human_size(size, 4)
+
+
 def _reclaimable(reclaim: int, total: int) -> str:
-    text = human_size(reclaim)
+    text = _size4(reclaim)
     if total:
-        text += f" ({int(100 * reclaim / total)}%)"
+        text += f" ({reclaim * 100 // total}%)"
     return text
 
 
@@ -281,13 +286,13 @@ def df(ctx: Context, argv: list[str], name: str) -> int:
     cache_size = sum(c.get("Size", 0) for c in cache)
     rows = [
         {"Type": "Images", "TotalCount": str(len(images)), "Active": str(len(active_images)),
-         "Size": human_size(layers_size), "Reclaimable": _reclaimable(image_reclaim, layers_size)},
+         "Size": _size4(layers_size), "Reclaimable": _reclaimable(image_reclaim, layers_size)},
         {"Type": "Containers", "TotalCount": str(len(containers)), "Active": str(len(running)),
-         "Size": human_size(container_size), "Reclaimable": _reclaimable(container_reclaim, container_size)},
+         "Size": _size4(container_size), "Reclaimable": _reclaimable(container_reclaim, container_size)},
         {"Type": "Local Volumes", "TotalCount": str(len(volumes)), "Active": str(len(volume_active)),
-         "Size": human_size(volume_size), "Reclaimable": _reclaimable(volume_reclaim, volume_size)},
+         "Size": _size4(volume_size), "Reclaimable": _reclaimable(volume_reclaim, volume_size)},
         {"Type": "Build Cache", "TotalCount": str(len(cache)), "Active": "0",
-         "Size": human_size(cache_size), "Reclaimable": human_size(cache_size)},
+         "Size": _size4(cache_size), "Reclaimable": _size4(cache_size)},
     ]
     if not args.verbose or args.format:
         ctx.write(render_rows(args.format, rows, default=DF_DEFAULT, headers=DF_HEADERS))
