@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -25,50 +24,20 @@ from conftest import require_root, unmount_under
 RUNTIMES = ["native"]
 
 
-def load_busybox(store, busybox_tar: Path, ref: str = "docker.io/library/busybox:latest",
-                 config_extra: dict | None = None) -> str:
-    """Put a one-layer busybox image into ``store`` (the image layer's load
-    sequence, done by hand so these tests do not wait on dockyard.image)."""
-    from dockyard.image.apply import apply_layer
-    from dockyard.oci.digest import Digest
-    from dockyard.store import ImageRecord, LayerRecord
-
-    sn = store.snapshotter
-    key = f"extract-test {os.getpid()} {time.time_ns()}"
-    sn.prepare(key, None)
-    with open(busybox_tar, "rb") as f:
-        applied = apply_layer(f, sn.upper_dir(key))
-    diff_id = Digest.parse(applied.diff_id)
-    chain = diff_id
-    try:
-        sn.commit(str(chain), key)
-    except Exception:  # already there from an earlier load
-        sn.remove(key)
-    store.metadata.put_layer(LayerRecord(chain_id=chain, diff_id=diff_id, parent=None,
-                                         size=applied.content_size))
-    container_config = {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                        "Cmd": ["sh"]}
-    container_config.update(config_extra or {})
-    config = {"architecture": "amd64", "os": "linux", "config": container_config,
-              "rootfs": {"type": "layers", "diff_ids": [str(diff_id)]},
-              "created": "2024-01-01T00:00:00Z", "history": [{"created": "2024-01-01T00:00:00Z"}]}
-    data = json.dumps(config, sort_keys=True).encode()
-    info = store.ingest(data)
-    store.metadata.put_image(ImageRecord(id=info.digest, layers=(chain,), size=applied.content_size))
-    store.metadata.set_ref(ref, info.digest)
-    return str(info.digest)
-
-
 class Env:
-    def __init__(self, root: Path, test_id: str, runtime: str, busybox_tar: Path) -> None:
+    def __init__(self, root: Path, test_id: str, runtime: str) -> None:
         from dockyard.store import open_store
 
         self.root = root
         self.test_id = test_id
         self.runtime = runtime
         self.events: list[tuple[str, str, str, dict]] = []
+        from dockyard.image.bootstrap import bootstrap_busybox
+        from dockyard.image.service import ImageService
+
         self.store = open_store(root / "data")
-        self.image_id = load_busybox(self.store, busybox_tar)
+        self.images = ImageService(self.store)
+        self.image_id = str(bootstrap_busybox(self.images).image_id)
         self.cgroup_parent = f"/dockyard-test-{test_id}"
         self.runtime_root = root / "run"
         self.loop = asyncio.new_event_loop()
@@ -77,7 +46,8 @@ class Env:
     def new_service(self):
         from dockyard.container.service import ContainerService
 
-        service = ContainerService(data_root=self.root / "data", store=self.store, publish=self.publish,
+        service = ContainerService(data_root=self.root / "data", store=self.store, images=self.images,
+                                   publish=self.publish,
                                    runtime_root=self.runtime_root, default_runtime=self.runtime,
                                    cgroup_parent=self.cgroup_parent)
         self.run(service.open())
@@ -164,9 +134,9 @@ class Env:
 
 
 @pytest.fixture(params=RUNTIMES)
-def env(request, tmp_path, test_id, busybox_tar):
+def env(request, tmp_path, test_id):
     require_root()
-    e = Env(tmp_path, test_id, request.param, busybox_tar)
+    e = Env(tmp_path, test_id, request.param)
     try:
         yield e
     finally:

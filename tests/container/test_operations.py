@@ -189,7 +189,14 @@ def test_cp_in_and_out(env, running):
         assert sorted(tar.getnames()) == ["sub", "sub/x"]
     header = json.loads(base64.b64decode(stat.header_value()))
     assert header["name"] == "sub" and header["linkTarget"] == ""
-    stat = env.run(env.service.archive_stat(cid, "/bin/sh"))
+    link = io.BytesIO()
+    with tarfile.open(fileobj=link, mode="w") as tar:
+        info = tarfile.TarInfo("link")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "../bin/busybox"
+        tar.addfile(info)
+    env.run(env.service.archive_put(cid, "/tmp", link.getvalue()))
+    stat = env.run(env.service.archive_stat(cid, "/tmp/link"))
     assert stat.mode & (1 << 27) and stat.link_target == "/bin/busybox"
     with pytest.raises(NotFound, match="Could not find the file /nope in container"):
         env.run(env.service.archive_stat(cid, "/nope"))
@@ -221,3 +228,19 @@ def test_changes_and_export(env):
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         names = set(n.lstrip("./") for n in tar.getnames())
     assert "newdir/f" in names and "bin/busybox" in names and "bin/vi" not in names
+
+
+def test_commit_and_run_the_new_image(env):
+    cid, code = env.run_container(["sh", "-c", "echo committed > /marker"], Env=["STAGE=one"])
+    result = env.run(env.service.commit(cid, repo="myimage", tag="v1", comment="made in a test",
+                                        author="tester", changes=["CMD cat /marker"]))
+    assert result["Id"].startswith("sha256:")
+    new, code = env.run_container(None, Image="myimage:v1")
+    assert code == 0 and env.logs(new) == "committed\n"
+    info = env.images.inspect("myimage:v1")
+    assert info["Comment"] == "made in a test" and info["Author"] == "tester"
+    assert "STAGE=one" in info["Config"]["Env"]
+    assert "commit" in env.actions(cid)
+    # the image is in use: the image layer refuses to remove it without force
+    users = env.service.image_users(result["Id"])
+    assert [u.container_id for u in users] == [new]

@@ -17,9 +17,10 @@ import os
 import posixpath
 import stat as stat_mod
 import tarfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from .fsutil import resolve_in_root
@@ -136,19 +137,71 @@ def write_archive(root: Path | str, path: str, out: BinaryIO, container_name: st
     return stat
 
 
+def _prefixed(source: BinaryIO, prefix: str) -> tuple[BinaryIO, Callable[[], None]]:
+    """A tar stream equal to ``source`` with every entry (and hard-link
+    target) moved under ``prefix``, produced by a thread through a pipe."""
+    read_fd, write_fd = os.pipe()
+    errors: list[BaseException] = []
+
+    def pump() -> None:
+        try:
+            with os.fdopen(write_fd, "wb") as out, \
+                    tarfile.open(fileobj=source, mode="r|*") as src, \
+                    tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as dst:
+                for member in src:
+                    name = member.name.lstrip("/")
+                    member.name = posixpath.join(prefix, name) if name not in ("", ".") else prefix or "."
+                    if member.islnk():
+                        member.linkname = posixpath.join(prefix, member.linkname.lstrip("/"))
+                    dst.addfile(member, src.extractfile(member) if member.isreg() else None)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
+            errors.append(exc)
+
+    thread = threading.Thread(target=pump, name="cp-prefix", daemon=True)
+    thread.start()
+    reader = os.fdopen(read_fd, "rb")
+
+    def finish() -> None:
+        # Drain so the pump can end even if extraction stopped early.
+        while reader.read(65536):
+            pass
+        reader.close()
+        thread.join()
+        if errors:
+            exc = errors[0]
+            if isinstance(exc, tarfile.TarError):
+                raise InvalidArgument(f"invalid archive: {exc}") from None
+            raise exc
+
+    return reader, finish
+
+
 def extract_archive(root: Path | str, path: str, source: BinaryIO, container_name: str, *,
                     read_only: bool = False, copy_uid_gid: bool = False,
                     no_overwrite_dir_non_dir: bool = False) -> None:
-    """Extract the tar read from ``source`` into the directory ``path``."""
+    """Extract the tar read from ``source`` into the directory ``path``.
+
+    The archive is applied at the container's root with its entries moved
+    under ``path``, so a symlink in it may point anywhere inside the
+    container (``../bin/sh`` from ``/tmp``) and still nothing lands
+    outside the container."""
     from ..image.apply import ApplyOptions, WhiteoutMode, apply_layer
 
     if read_only:
         raise FailedPrecondition("container rootfs is marked read-only")
-    host, cpath = resolve(root, path, container_name)
+    _, cpath = resolve(root, path, container_name)
     host = resolve_in_root(root, cpath, follow_last=True)
     if not host.is_dir():
         raise InvalidArgument(f"extraction point is not a directory: {path}")
+    prefix = os.path.relpath(host, os.path.abspath(root))
+    prefix = "" if prefix == "." else prefix
     # TODO(no_overwrite_dir_non_dir): apply_layer replaces entries of any
     # type; Docker's noOverwriteDirNonDir refusal is not enforced yet.
-    apply_layer(source, host, ApplyOptions(whiteouts=WhiteoutMode.DELETE, allow_devices=False,
-                                           same_owner=copy_uid_gid))
+    stream, finish = _prefixed(source, prefix)
+    try:
+        # "<root>/." so that a root that is itself a symlink (/proc/<pid>/root)
+        # is opened through, while the walk below it never follows one.
+        apply_layer(stream, os.path.join(root, "."), ApplyOptions(whiteouts=WhiteoutMode.DELETE, allow_devices=False,
+                                               same_owner=copy_uid_gid))
+    finally:
+        finish()

@@ -1,16 +1,13 @@
-"""What the container service needs from images, as a small interface.
-
-``ImageBackend`` is what resolving needs: a reference or ID prefix -> the
-image's config and top layer.  :class:`StoreImageBackend` answers it from
-a :class:`dockyard.store.Store`'s records directly.
-"""
+"""What the container service needs from images, over dockyard.image's
+:class:`~dockyard.image.service.ImageService`: a name -> the image's ID,
+config and top layer; parents (for the ``ancestor`` filter)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-from ..errors import InvalidArgument, NotFound
+from ..errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -19,70 +16,43 @@ class ResolvedImage:
     config: dict[str, Any]            # the image config's "config" object (Docker field names)
     top_layer: str | None             # chain ID of the top layer (the snapshot parent)
     size: int = 0
-    ref: str = ""                     # the reference it was found by, normalised
     parent: str | None = None
-    layers: tuple[str, ...] = field(default=())
 
 
-class ImageBackend(Protocol):
-    def resolve(self, ref: str) -> ResolvedImage:
-        """The image a reference or ID (prefix) names; NotFound
-        ``No such image: <ref>``."""
-        ...
+class ImageBackend:
+    """Resolution through an ImageService (names, IDs and ID prefixes as
+    Docker takes them; ``No such image: x`` when unknown)."""
 
-    def get(self, image_id: str) -> ResolvedImage:
-        """By full ID; NotFound when it was removed."""
-        ...
-
-
-def _no_such_image(ref: str) -> NotFound:
-    return NotFound(f"No such image: {ref}")
-
-
-class StoreImageBackend:
-    """Resolve images from a :class:`dockyard.store.Store`'s records."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def _load(self, image_id: Any, ref: str) -> ResolvedImage:
-        from ..oci.image import ImageConfig
-
-        record = self.store.metadata.get_image(image_id)
-        doc = ImageConfig.from_bytes(self.store.content.read_bytes(record.id))
-        layers = tuple(str(x) for x in record.layers)
-        return ResolvedImage(id=str(record.id), config=doc.config.to_json(),
-                             top_layer=layers[-1] if layers else None, size=record.size, ref=ref,
-                             parent=str(record.parent) if record.parent else None, layers=layers)
-
-    def get(self, image_id: str) -> ResolvedImage:
-        try:
-            return self._load(image_id, image_id)
-        except (NotFound, InvalidArgument):
-            raise _no_such_image(image_id) from None
+    def __init__(self, service: Any) -> None:
+        self.service = service
 
     def resolve(self, ref: str) -> ResolvedImage:
-        from ..oci import reference
-
-        if not ref:
-            raise InvalidArgument("image name is required")
-        meta = self.store.metadata
-        # A name first (as Docker does), then an ID or ID prefix.
         try:
-            normalized = reference.normalize(ref)
-        except InvalidArgument:
-            normalized = None
-        if normalized is not None:
-            try:
-                return self._load(meta.resolve_ref(normalized), normalized)
-            except NotFound:
-                pass
-        hexpart = ref[len("sha256:"):] if ref.startswith("sha256:") else ref
-        if hexpart and all(c in "0123456789abcdef" for c in hexpart):
-            found = meta.find_images(hexpart)
-            if len(found) == 1:
-                return self._load(found[0], str(found[0]))
-            if len(found) > 1:
-                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
-        shown = reference.familiar(normalized) if normalized else ref
-        raise _no_such_image(shown)
+            image_id = self.service.resolve(ref)
+        except NotFound:
+            raise NotFound(f"No such image: {_familiar_tagged(ref)}") from None
+        return self.get(str(image_id))
+
+    def get(self, image_id: str) -> ResolvedImage:
+        meta = self.service.store.metadata
+        try:
+            record = meta.get_image(image_id)
+        except NotFound:
+            raise NotFound(f"No such image: {image_id}") from None
+        config = self.service.get_config(record.id)
+        layers = [str(x) for x in record.layers]
+        return ResolvedImage(id=str(record.id), config=config.config.to_json(),
+                             top_layer=layers[-1] if layers else None, size=record.size,
+                             parent=str(record.parent) if record.parent else None)
+
+
+def _familiar_tagged(ref: str) -> str:
+    """How Docker names a missing image: ``busybox`` -> ``busybox:latest``."""
+    from ..errors import InvalidArgument
+    from ..oci.reference import familiar, is_identifier, normalize
+    if is_identifier(ref) or ref.startswith("sha256:"):
+        return ref
+    try:
+        return familiar(normalize(ref))
+    except InvalidArgument:
+        return ref

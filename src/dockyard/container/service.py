@@ -45,7 +45,7 @@ from .db import ContainerDB
 from .etcfiles import write_etc_files
 from .fsutil import atomic_write
 from .hostinfo import HostInfo, probe_host
-from .images import ImageBackend, StoreImageBackend
+from .images import ImageBackend
 from .model import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, ZERO_TIME, Container, Health,
                     State, check_name, format_time, new_id, parse_time)
 from .mounts import parse_host_mounts
@@ -99,18 +99,22 @@ class ContainerService:
     ``await close()``."""
 
     def __init__(self, *, data_root: Path | str, store: Any, processes: ProcessBackend | None = None,
-                 images: ImageBackend | None = None, publish: Publisher | None = None,
+                 images: Any = None, publish: Publisher | None = None,
                  runtime_root: Path | str | None = None, default_runtime: str = "native",
                  default_log_driver: str = "json-file", default_log_options: Mapping[str, str] | None = None,
                  cgroup_parent: str = "/dockyard", host: HostInfo | None = None,
-                 init_binary: str | None = "auto", image_service: Any = None) -> None:
+                 init_binary: str | None = "auto") -> None:
         self.data_root = Path(data_root)
         self.containers_dir = self.data_root / "containers"
         self.containers_dir.mkdir(parents=True, exist_ok=True, mode=0o710)
         self.store = store
         self.db = ContainerDB(store.db)
-        self.images: ImageBackend = images or StoreImageBackend(store)
-        self.image_service = image_service
+        if images is None:
+            from ..image.service import ImageService
+            images = ImageService(store)
+        #: dockyard.image's ImageService (commit, changes, export go through it)
+        self.image_service = images
+        self.images = ImageBackend(images)
         if processes is None:
             from .standin_supervisor import StandinProcessBackend
             processes = StandinProcessBackend()
@@ -1233,26 +1237,62 @@ class ContainerService:
     async def changes(self, ref: str) -> list[dict[str, Any]]:
         """``GET /containers/{id}/changes``: ``[{"Path", "Kind"}]`` with Kind
         0 modified, 1 added, 2 deleted."""
-        from ..image.diff import changes as diff_changes
         c = self.resolve(ref)
-        sn = self.store.snapshotter
-
-        def compute() -> list[dict[str, Any]]:
-            upper = sn.upper_dir(c.snapshot_key)
-            lowers = sn.chain_dirs(c.snapshot_key)[1:] if hasattr(sn, "chain_dirs") else []
-            return [{"Path": ch.path if isinstance(ch.path, str) else os.fsdecode(ch.path),
-                     "Kind": int(ch.kind)} for ch in diff_changes(upper, lowers)]
-
-        return await asyncio.to_thread(compute)
+        found = await asyncio.to_thread(self.image_service.changes, c.snapshot_key)
+        return [{"Path": ch.path if isinstance(ch.path, str) else os.fsdecode(ch.path), "Kind": int(ch.kind)}
+                for ch in found]
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:
         """``GET /containers/{id}/export``: the flattened filesystem as a tar."""
-        from ..image.diff import write_merged
         c = self.resolve(ref)
-        sn = self.store.snapshotter
-        layers = await asyncio.to_thread(sn.chain_dirs, c.snapshot_key)  # top first
-        async for chunk in _thread_stream(lambda out: write_merged(layers, out)):
+        self._emit(c, "export")
+        async for chunk in _thread_stream(lambda out: self.image_service.export(c.snapshot_key, out)):
             yield chunk
+
+    async def commit(self, ref: str, *, repo: str = "", tag: str = "", comment: str = "", author: str = "",
+                     changes: list[str] | tuple[str, ...] = (), pause: bool = True,
+                     config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``POST /commit``: the container's writable layer as a new image
+        over its own image; ``{"Id": image_id}``."""
+        from ..oci.image import ContainerConfig
+        c = self.resolve(ref)
+        keys = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",
+                "StopSignal", "Healthcheck", "OnBuild", "Shell")
+        doc = {k: v for k, v in c.config.items() if k in keys and v not in (None, "", {}, [])}
+        for key, value in (config or {}).items():
+            if key in keys and value not in (None, "", {}, []):
+                doc[key] = value
+        if isinstance(changes, str):
+            changes = [changes]
+        reference = None
+        if repo:
+            reference = f"{repo}:{tag}" if tag else repo
+        elif tag:
+            raise InvalidArgument("tag requires a repository name (repo)")
+        new_config = ContainerConfig.from_json(doc)
+        paused_here = False
+        async with self._lock(c.id):
+            if pause and c.state.status == RUNNING:
+                await asyncio.to_thread(self._runtime(c.runtime).pause, c.id)
+                paused_here = True
+            try:
+                image_id = await asyncio.to_thread(
+                    self.image_service.commit, c.snapshot_key, base_image=c.image_id, config=new_config,
+                    changes=list(changes), author=author, comment=comment, container_id=c.id,
+                    reference=reference)
+            finally:
+                if paused_here:
+                    await asyncio.to_thread(self._runtime(c.runtime).resume, c.id)
+        self._emit(c, "commit", comment=comment, imageID=str(image_id), imageRef=reference or "")
+        return {"Id": str(image_id)}
+
+    def image_users(self, image_id: Any) -> list[Any]:
+        """The ``in_use`` feed for ImageService.remove: containers using
+        ``image_id``."""
+        from ..image.service import ImageUser
+        key = str(image_id)
+        return [ImageUser(container_id=c.id, running=c.state.running)
+                for c in list(self._records.values()) if c.image_id == key]
 
 
 # ---------------------------------------------------------------------- stream helpers
