@@ -23,6 +23,8 @@ from dockyard.cli.registry import COMMANDS, GROUPS, CommandSpec
 GLOBAL_FLAGS_WITH_VALUE = {"-H", "--host", "-l", "--log-level", "--tlscacert", "--tlscert", "--tlskey",
                            "--config", "-c", "--context"}
 GLOBAL_SWITCHES = {"-D", "--debug", "--tls", "--tlsverify", "-v", "--version", "-h", "--help"}
+#: short global flags -> their long names
+GLOBAL_ALIASES = {"-H": "host", "-l": "log-level", "-c": "context", "-D": "debug", "-v": "version", "-h": "help"}
 
 
 def usage() -> str:
@@ -69,9 +71,9 @@ def _split_globals(argv: list[str]) -> tuple[dict[str, object], list[str]]:
                     raise UsageError(f"flag needs an argument: {name}\nSee '{PROG} --help'.")
                 value = argv[i + 1]
                 i += 1
-            opts[name.lstrip("-")] = value
+            opts[GLOBAL_ALIASES.get(name, name.lstrip("-"))] = value
         elif arg in GLOBAL_SWITCHES:
-            opts[arg.lstrip("-")] = True
+            opts[GLOBAL_ALIASES.get(arg, arg.lstrip("-"))] = True
         else:
             raise UsageError(f"unknown flag: {name}\nSee '{PROG} --help'.")
         i += 1

@@ -44,7 +44,7 @@ def display(messages: Iterable[dict[str, Any]], out: TextIO, *, tty: bool) -> di
             detail = msg.get("progressDetail") or {}
             ident = msg.get("id")
             if detail and bars is not None:
-                bars.update(ident or status, status, detail.get("current", 0), detail.get("total"))
+                bars.update(ident or status, status, detail.get("current", 0), detail.get("total") or None)
                 continue
             if detail:
                 # Not a terminal: progress updates would only be noise.
@@ -67,7 +67,7 @@ class _Bars:
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
         self.console = Console(file=out)
-        self.progress = Progress(TextColumn("{task.fields[ident]}: {task.description}"), BarColumn(),
+        self.progress = Progress(TextColumn("{task.fields[label]}"), BarColumn(),
                                  DownloadColumn(), TransferSpeedColumn(), console=self.console, transient=False)
         self.tasks: dict[str, Any] = {}
         self.progress.start()
@@ -75,15 +75,21 @@ class _Bars:
     def update(self, key: str, status: str, current: int, total: int | None) -> None:
         task = self.tasks.get(key)
         if task is None:
-            task = self.progress.add_task(status, total=total, ident=key[:12])
+            task = self.progress.add_task(status, total=total, label=self._label(key, status))
             self.tasks[key] = task
-        self.progress.update(task, description=status, completed=current, total=total)
+        self.progress.update(task, description=status, completed=current, total=total,
+                             label=self._label(key, status))
+
+    @staticmethod
+    def _label(key: str, status: str) -> str:
+        return status if key == status else f"{key[:12]}: {status}"
 
     def finish(self, ident: str | None, status: str) -> None:
         task = self.tasks.get(ident or "")
         if task is not None:
             t = self.progress.tasks[task]
-            self.progress.update(task, description=status, completed=t.total or t.completed)
+            self.progress.update(task, description=status, completed=t.total or t.completed,
+                                 label=self._label(ident or "", status))
         else:
             self.print((f"{ident}: {status}" if ident else status) + "\n")
 

@@ -47,6 +47,11 @@ class ContainerBackend(Protocol):
         """``/system/df`` Containers entries (Docker's container summary with SizeRw)."""
         ...
 
+    def image_users(self, image_id: Any) -> list[Any]:
+        """dockyard.image ImageUser values for the containers using
+        ``image_id`` (the ``in_use`` feed of ImageService.remove)."""
+        ...
+
 
 @dataclass
 class Engine:

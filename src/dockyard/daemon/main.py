@@ -57,11 +57,12 @@ async def serve(config: DaemonConfig, sockets: list[tuple[str, socket.socket, ob
     from aiohttp import web
 
     from dockyard.daemon.app import build_app
-    from dockyard.daemon.services import open_engine
+    from dockyard.daemon.services import open_container_service, open_engine
 
     loop = asyncio.get_running_loop()
     engine = await loop.run_in_executor(None, open_engine, config)
     engine.events.bind(loop)
+    await open_container_service(engine)
     app = build_app(engine)
     runner = web.AppRunner(app, handle_signals=False, access_log=log if config.debug else None,
                            access_log_format='"%r" %s %b %Tfs', shutdown_timeout=SHUTDOWN_TIMEOUT)
@@ -86,6 +87,9 @@ async def serve(config: DaemonConfig, sockets: list[tuple[str, socket.socket, ob
         # graceful wait is for real requests only.
         engine.events.close()
         await runner.cleanup()
+        if engine.containers is not None:
+            # Stops watching only: containers keep running (live-restore).
+            await engine.containers.close()  # type: ignore[attr-defined]
         engine.close()
 
 

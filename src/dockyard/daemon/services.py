@@ -32,6 +32,28 @@ def open_image_service(engine: Engine) -> None:
     engine.store = store
 
 
+async def open_container_service(engine: Engine) -> None:
+    """Open dockyard.container's service on the daemon's loop (it is
+    asyncio-native) and reconcile it with the running containers.  A failure
+    leaves the slot empty, logged: images and system routes keep working."""
+    if engine.store is None:
+        return
+    config = engine.config
+    try:
+        from dockyard.container.service import ContainerService
+
+        service = ContainerService(
+            data_root=config.data_root, store=engine.store, publish=engine.events.publish,
+            runtime_root=config.exec_root / "runtime", default_runtime=config.default_runtime,
+            default_log_driver=config.log_driver, default_log_options=dict(config.log_opts),
+            images=engine.images)
+        await service.open()
+    except Exception:  # noqa: BLE001 - the daemon serves what works; the cause is logged
+        log.exception("the container service could not be opened; container counts read 0")
+        return
+    engine.containers = service
+
+
 def open_engine(config: DaemonConfig) -> Engine:
     config.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
     (config.data_root / "tmp").mkdir(exist_ok=True, mode=0o700)

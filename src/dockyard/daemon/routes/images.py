@@ -253,6 +253,9 @@ def image_users(engine: Engine, image_id: Any) -> list[Any]:
     """Containers using ``image_id`` as dockyard.image's ImageUser values."""
     if engine.containers is None:
         return []
+    feed = getattr(engine.containers, "image_users", None)
+    if feed is not None:
+        return list(feed(image_id))
     from dockyard.image.service import ImageUser
 
     users = []
