@@ -129,6 +129,7 @@ def base_config(args: list[str], cid: str, **changes: Any) -> dict[str, Any]:
     terminal, writable root, hostname = id, cgroup under the test parent."""
     spec = default_spec(args, terminal=False)
     spec["root"]["readonly"] = False
+    cid = changes.get("hostname", cid)  # a second container in a test is named by its hostname
     spec["hostname"] = cid
     spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{cid}"
     spec["process"]["noNewPrivileges"] = True

@@ -349,7 +349,6 @@ class NativeRuntime:
                 sync.send(b"u")
             elif tag == b"P":
                 init_pid = int(msg[1:])
-                undo.callback(_kill, init_pid)
             elif tag == b"H":
                 state = self._hook_state(container_id, CREATING, init_pid, config)
                 error = hook_mod.run_all(runtime_hooks, state)
@@ -360,7 +359,7 @@ class NativeRuntime:
                 return True
             return False
 
-        _launch(what, cgroup, fds, lambda child_fd, parent_fd: child_mod.InitPlan(
+        init_pid = _launch(what, cgroup, fds, lambda child_fd, parent_fd: child_mod.InitPlan(
             sock=child_fd, parent_sock=parent_fd, join=tuple(join),
             new_user=user_ns is not None and not user_ns.path,
             user_ns=user_ns is not None, unshare_flags=unshare, rootfs=rootfs,
@@ -374,8 +373,7 @@ class NativeRuntime:
             create_container_hooks=container_hooks, start_container_hooks=start_hooks,
             init=config.wants_init,
         ), on_message)
-        if not init_pid:
-            raise Internal(f"{what}: the container process exited during setup")
+        undo.callback(_kill, init_pid)  # if saving the state fails
         return init_pid
 
     def start(self, container_id: str) -> None:
@@ -502,23 +500,16 @@ class NativeRuntime:
                 console_fd = _connect_console(console_socket)
                 fds.callback(os.close, console_fd)
             what = f"exec in container {container_id!r}"
-            pid = 0
 
             def on_message(sync: _Sync, pid_a: int, msg: bytes) -> bool:
-                nonlocal pid
-                if msg[:1] == b"P":
-                    pid = int(msg[1:])
-                    undo.callback(_kill, pid)
                 return False  # read on until EOF: the process exec'd
 
-            _launch(what, self._cgroup(doc), fds, lambda child_fd, parent_fd: child_mod.InitPlan(
+            pid = _launch(what, self._cgroup(doc), fds, lambda child_fd, parent_fd: child_mod.InitPlan(
                 sock=child_fd, parent_sock=parent_fd, join=tuple(join), new_user=False,
                 user_ns="user" in spec_types, unshare_flags=0, rootfs=None, hostname=None, domainname=None,
                 sysctl=(), process=build_process_plan(proc, seccomp), stdio=_stdio_fds(stdio),
                 console_fd=console_fd, fifo_fd=-1, hooks_sync=False, root_fd=root_fd,
             ), on_message)
-            if not pid:
-                raise Internal(f"{what}: the process exited during setup")
             if pid_file is not None:
                 write_atomic(os.path.abspath(pid_file), str(pid).encode(), 0o644)
             undo.pop_all()
@@ -553,15 +544,17 @@ def _stdio_fds(stdio: Stdio | None) -> tuple[int, int, int] | None:
     return tuple(-1 if fd is None else fd for fd in (stdio.stdin, stdio.stdout, stdio.stderr))
 
 
-def _launch(what: str, cgroup, fds: ExitStack, make_plan, on_message) -> None:
+def _launch(what: str, cgroup, fds: ExitStack, make_plan, on_message) -> int:
     """Fork stage A with the plan, put it in the cgroup, say go, and feed
     the child's messages to ``on_message`` until it returns True or the
-    child side closes.  Errors from the child are raised as their kind;
-    on any failure stage A is killed and reaped (the caller's undo stack
-    kills the container process itself)."""
+    child side closes.  Returns the container process's pid (stage B).
+    Errors from the child are raised as their kind; on any failure both
+    stages are killed, and reaped where they are ours to reap (stage B is,
+    when the caller is its child subreaper), so nothing is left behind."""
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     parent_fd, child_fd = parent_sock.detach(), child_sock.detach()
     fds.callback(os.close, child_fd)
+    pid_b = 0
     try:
         plan = make_plan(child_fd, parent_fd)
         pid_a = os.fork()
@@ -577,19 +570,36 @@ def _launch(what: str, cgroup, fds: ExitStack, make_plan, on_message) -> None:
                 msg = sync.recv(what)
                 if not msg:
                     break
-                if msg[:1] == b"E":
+                tag = msg[:1]
+                if tag == b"E":
                     _raise_child_error(msg, what)
+                if tag == b"P":
+                    pid_b = int(msg[1:])
                 if on_message(sync, pid_a, msg):
                     break
-        except BrokenPipeError:
-            raise Internal(f"{what}: the container process exited during setup") from None
-        except BaseException:
+        except BaseException as exc:
             _kill(pid_a)
-            raise
-        finally:
             _reap(pid_a)
+            if pid_b:
+                _kill(pid_b)
+                _reap_if_ours(pid_b)
+            if isinstance(exc, BrokenPipeError):
+                raise Internal(f"{what}: the container process exited during setup") from None
+            raise
+        _reap(pid_a)
+        if not pid_b:
+            raise Internal(f"{what}: the container process exited during setup")
+        return pid_b
     finally:
         os.close(parent_fd)
+
+
+def _reap_if_ours(pid: int) -> None:
+    """Reap ``pid`` if it was re-parented to us (we are a subreaper)."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _hooks_of(doc: dict[str, Any], kind: str):
