@@ -104,8 +104,10 @@ class StandinProcessBackend:
         pid = handle.get("supervisor_pid")
         if not pid:
             return False
+        from ..linux.process import process_state
         start = _start_time(pid)
-        return start is not None and start == handle.get("supervisor_start")
+        # A zombie is gone for our purposes (its parent has not reaped it yet).
+        return start is not None and start == handle.get("supervisor_start") and process_state(pid) not in ("Z", "X")
 
     def exit_status(self, handle: dict[str, Any]) -> ExitStatus | None:
         path = Path(handle["state_dir"]) / EXIT_FILE
