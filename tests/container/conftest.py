@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_root, unmount_under
+from conftest import need_tool, require_root, unmount_under
 
 RUNTIMES = ["native"]
+BOTH_RUNTIMES = ["native", "runc"]
 
 
 class Env:
@@ -135,7 +136,11 @@ class Env:
 
 @pytest.fixture(params=RUNTIMES)
 def env(request, tmp_path, test_id):
+    """Modules that run under runc too say so with
+    ``pytestmark = pytest.mark.parametrize("env", BOTH_RUNTIMES, indirect=True)``."""
     require_root()
+    if request.param != "native":
+        need_tool(request.param)
     e = Env(tmp_path, test_id, request.param)
     try:
         yield e

@@ -6,6 +6,9 @@ from __future__ import annotations
 import pytest
 
 from dockyard.errors import InvalidArgument
+from tests.container.conftest import BOTH_RUNTIMES
+
+pytestmark = pytest.mark.parametrize("env", BOTH_RUNTIMES, indirect=True)
 
 
 def output(env, cmd, host_config=None, **config) -> tuple[int, str]:

@@ -8,6 +8,9 @@ import os
 import pytest
 
 from dockyard.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from tests.container.conftest import BOTH_RUNTIMES
+
+pytestmark = pytest.mark.parametrize("env", BOTH_RUNTIMES, indirect=True)
 
 
 def test_run_output_and_exit_code(env):
