@@ -1,0 +1,1024 @@
+"""The per-container supervisor process (forked by the zygote).
+
+One single-threaded poll loop owns everything long-lived about a container:
+
+- its stdio: pipes (or the pty master received over a console socket),
+  output fed to the log copier and to attached clients, stdin fed from an
+  attached client with half-close;
+- its exit: the supervisor is the child subreaper, so init (and every exec'd
+  process) is re-parented to it and reaped here; the exit status is written
+  to ``exit.json`` atomically once the output is drained, after
+  ``runtime.delete``;
+- exec sessions: ``runtime.exec`` is called from here, never from the
+  multithreaded daemon, and the session's I/O is relayed over the client's
+  control connection.
+
+Children are reaped only in the loop, never while a runtime call runs, so a
+runtime call that waits for its own helper (runc's subprocess, the native
+runtime's stage-A child) always gets its status.  Runtime calls block the
+loop; they are short.
+
+The protocol is documented in :mod:`.protocol`.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import time
+from pathlib import Path
+
+from dockyard.errors import DockyardError, FailedPrecondition, Internal, InvalidArgument, NotFound
+
+from . import protocol as P
+from .spec import ExitStatus, SupervisorSpec, rfc3339nano
+
+#: Stop reading a process's output while an attached client has this much
+#: unsent (the process then blocks on a full pipe, as under Docker).
+HIGH_WATER = 1 << 20
+#: Stop reading a client's stdin frames while this much is unwritten.
+STDIN_HIGH_WATER = 1 << 20
+#: How long a finished supervisor keeps flushing output to slow clients.
+LINGER = 2.0
+#: Finished exec sessions remembered for exec_inspect.
+EXEC_HISTORY = 64
+
+_POLLIN, _POLLOUT = select.POLLIN, select.POLLOUT
+_POLLEND = select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+
+def _nonblock(fd: int) -> None:
+    os.set_blocking(fd, False)
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None and fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class ProcessIO:
+    """The I/O of one process (the container's init or an exec session)."""
+
+    __slots__ = ("out", "stdin_fd", "stdin_buf", "stdin_closing", "tty", "master", "subscribers", "copier")
+
+    def __init__(self, tty: bool, master: int | None, out: dict[int, int], stdin_fd: int | None,
+                 copier=None) -> None:
+        self.tty = tty
+        self.master = master
+        self.out = out  # fd -> STDOUT/STDERR
+        self.stdin_fd = stdin_fd  # pipe write end, the master (tty) or None
+        self.stdin_buf = bytearray()
+        self.stdin_closing = False
+        self.subscribers: list[Conn] = []
+        self.copier = copier
+
+    def backlogged(self) -> bool:
+        for conn in self.subscribers:
+            if len(conn.outbuf) > HIGH_WATER:
+                return True
+        return False
+
+
+class ExecSession:
+    __slots__ = ("exec_id", "pid", "io", "conn", "exit_code", "deadline", "detached")
+
+    def __init__(self, exec_id: str, pid: int, io: ProcessIO, conn, detached: bool) -> None:
+        self.exec_id = exec_id
+        self.pid = pid
+        self.io = io
+        self.conn = conn
+        self.exit_code: int | None = None
+        self.deadline = 0.0
+        self.detached = detached
+
+
+class Conn:
+    """A control connection: a request line, then maybe a frame stream."""
+
+    __slots__ = ("sock", "fd", "inbuf", "outbuf", "mode", "decoder", "kinds", "stdin_io", "close_after",
+                 "read_eof", "exec")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.inbuf = b""
+        self.outbuf = bytearray()
+        self.mode = "request"  # request, attach, exec, wait, done
+        self.decoder: P.FrameDecoder | None = None
+        self.kinds: tuple[int, ...] = ()
+        self.stdin_io: ProcessIO | None = None
+        self.close_after = False
+        self.read_eof = False
+        self.exec: ExecSession | None = None
+
+
+def _exit_code(status: int) -> tuple[int, int | None]:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return 128 + sig, sig
+    return os.waitstatus_to_exitcode(status), None
+
+
+def _memory_cgroup_counter(pid: int):
+    """A function reading the OOM-kill count of ``pid``'s memory cgroup
+    (resolved now, while the process exists), or None."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    v1 = v2 = None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            v1 = path
+        elif controllers == "":
+            v2 = path
+    candidates = []
+    if v1 is not None:
+        candidates.append((f"/sys/fs/cgroup/memory{v1}/memory.oom_control", "oom_kill"))
+    if v2 is not None:
+        candidates += [(f"/sys/fs/cgroup{v2}/memory.events", "oom_kill"),
+                       (f"/sys/fs/cgroup/unified{v2}/memory.events", "oom_kill")]
+    for path, key in candidates:
+        if os.path.exists(path):
+            def read(path=path, key=key) -> int:
+                try:
+                    with open(path) as f:
+                        for line in f:
+                            name, _, value = line.partition(" ")
+                            if name == key:
+                                return int(value)
+                except OSError:
+                    pass
+                return 0
+            return read
+    return None
+
+
+class Supervisor:
+    def __init__(self, container_id: str, directory: str, spec: SupervisorSpec) -> None:
+        self.cid = container_id
+        self.dir = directory
+        self.spec = spec
+        self.runtime = None
+        self.listen: socket.socket | None = None
+        self.control_path: P.SocketPath | None = None
+        self.lock_fd = -1
+        self.pid = 0
+        self.status = "creating"
+        self.created_at = ""
+        self.started_at = ""
+        self.tty = False
+        self.io: ProcessIO | None = None
+        self.conns: dict[int, Conn] = {}
+        self.waiters: list[Conn] = []
+        self.execs: dict[int, ExecSession] = {}  # by pid
+        self.exec_results: dict[str, dict] = {}
+        self.exit: ExitStatus | None = None
+        self.wait_status: int | None = None
+        self.drain_deadline = 0.0
+        self.finished = False
+        self.linger_deadline = 0.0
+        self.oom_before = 0
+        self.oom_counter = None
+        self.sig_r = -1
+        self._exec_seq = 0
+
+    # -- setup ------------------------------------------------------------
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    def prepare(self) -> None:
+        """Files, lock, control socket, signals: before the container exists."""
+        os.makedirs(self.dir, mode=0o711, exist_ok=True)
+        self.lock_fd = os.open(self.path(P.SUPERVISOR_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FailedPrecondition(f"container {self.cid}: another supervisor runs in {self.dir}") from None
+        from dockyard.linux.process import process_start_time
+
+        os.ftruncate(self.lock_fd, 0)
+        os.pwrite(self.lock_fd, json.dumps({"pid": os.getpid(),
+                                            "start_time": process_start_time(os.getpid())}).encode(), 0)
+        for stale in (P.EXIT_FILE, P.STATE_FILE, P.CONTROL_SOCK):
+            try:
+                os.unlink(self.path(stale))
+            except FileNotFoundError:
+                pass
+        self.control_path = P.SocketPath(self.path(P.CONTROL_SOCK))
+        self.listen = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listen.bind(self.control_path.for_self)
+        os.chmod(self.path(P.CONTROL_SOCK), 0o600)
+        self.listen.listen(64)
+        self.listen.setblocking(False)
+        # Children are reaped in the loop; SIGCHLD only wakes it.  Handlers,
+        # not SIG_IGN, for the termination signals: an ignored disposition
+        # would be inherited by the container's processes across exec.
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.sig_r = r
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, _ignore)
+
+    def _open_runtime(self):
+        from dockyard.runtime.registry import get_runtime
+
+        root = Path(self.spec.runtime_root) if self.spec.runtime_root else None
+        return get_runtime(self.spec.runtime, root)
+
+    def _open_copier(self):
+        module = importlib.import_module(self.spec.log_module)
+        return module.open_copier(self.spec.log_driver, self.spec.log_path, self.spec.log_options)
+
+    def _terminal(self) -> bool:
+        try:
+            with open(os.path.join(self.spec.bundle, "config.json"), "rb") as f:
+                config = json.loads(f.read())
+        except FileNotFoundError:
+            raise NotFound(f"bundle {self.spec.bundle}: no config.json") from None
+        except ValueError as e:
+            raise InvalidArgument(f"bundle {self.spec.bundle}: config.json: {e}") from None
+        process = config.get("process") if isinstance(config, dict) else None
+        return bool(isinstance(process, dict) and process.get("terminal"))
+
+    def create_and_start(self) -> dict:
+        """Create (and start, unless told not to) the container; the answer
+        to the spawn request."""
+        from dockyard.linux.process import set_child_subreaper
+        from dockyard.runtime.base import Stdio
+
+        set_child_subreaper(True)
+        self.tty = self._terminal()
+        self.runtime = self._open_runtime()
+        copier = self._open_copier()
+        try:
+            if self.tty:
+                self.io, self.pid = self._create_tty(copier)
+            else:
+                self.io, self.pid = self._create_pipes(copier, Stdio)
+        except BaseException:
+            copier.close()
+            raise
+        self.created_at = rfc3339nano()
+        self.oom_counter = _memory_cgroup_counter(self.pid) if not self.spec.cgroups_path else \
+            self._cgroup_counter()
+        self.oom_before = self.oom_counter() if self.oom_counter else 0
+        self.status = "created"
+        if self.spec.start:
+            self._start()
+        else:
+            self._write_state()
+        return self._status_doc()
+
+    def _cgroup_counter(self):
+        try:
+            from dockyard.runtime.cgroups import open_cgroup
+
+            cgroup = open_cgroup(self.spec.cgroups_path, self.cid)
+            cgroup.oom_kill_count()
+            return cgroup.oom_kill_count
+        except (ImportError, DockyardError, OSError):
+            return _memory_cgroup_counter(self.pid)
+
+    def _create_pipes(self, copier, Stdio):
+        container_side = []
+        ours = []
+        try:
+            if self.spec.stdin:
+                stdin_r, stdin_w = os.pipe()
+                container_side.append(stdin_r)
+                ours.append(stdin_w)
+            else:
+                stdin_r, stdin_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), None
+                container_side.append(stdin_r)
+            out_r, out_w = os.pipe()
+            container_side.append(out_w)
+            ours.append(out_r)
+            err_r, err_w = os.pipe()
+            container_side.append(err_w)
+            ours.append(err_r)
+            pid = self.runtime.create(self.cid, Path(self.spec.bundle), stdio=Stdio(stdin_r, out_w, err_w))
+        except BaseException:
+            for fd in container_side + ours:
+                _close(fd)
+            raise
+        for fd in container_side:
+            _close(fd)
+        for fd in ours:
+            _nonblock(fd)
+        return ProcessIO(False, None, {out_r: P.STDOUT, err_r: P.STDERR}, stdin_w, copier), pid
+
+    def _receive_console(self, name: str, create):
+        """Run ``create(console_socket_path)`` and return (its result, the
+        pty master it sent)."""
+        path = self.path(name)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        with P.SocketPath(path) as sp, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(sp.for_self)
+            listener.listen(1)
+            try:
+                result = create(Path(sp.for_others))
+                listener.settimeout(10)
+                try:
+                    conn, _ = listener.accept()
+                except socket.timeout:
+                    raise Internal(f"container {self.cid}: the runtime sent no terminal") from None
+                with conn:
+                    conn.settimeout(10)
+                    from dockyard.linux.terminal import recv_fd
+
+                    master, _ = recv_fd(conn)
+            finally:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+        return result, master
+
+    def _create_tty(self, copier):
+        from dockyard.runtime.base import Stdio
+
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            pid, master = self._receive_console(
+                "console.sock",
+                lambda sock: self.runtime.create(self.cid, Path(self.spec.bundle), stdio=Stdio(null, null, null),
+                                                 console_socket=sock))
+        finally:
+            os.close(null)
+        os.set_inheritable(master, False)
+        _nonblock(master)
+        if self.spec.console_size:
+            from dockyard.linux.terminal import set_winsize
+
+            set_winsize(master, *self.spec.console_size)
+        return ProcessIO(True, master, {master: P.STDOUT}, master if self.spec.stdin else None, copier), pid
+
+    def _start(self) -> None:
+        self.runtime.start(self.cid)
+        self.started_at = rfc3339nano()
+        self.status = "running"
+        self._write_state()
+
+    def _write_state(self) -> None:
+        P.write_json_atomic(self.path(P.STATE_FILE), self._status_doc())
+
+    def _status_doc(self) -> dict:
+        doc = {"ok": True, "container_id": self.cid, "pid": self.pid, "supervisor_pid": os.getpid(),
+               "status": self.status, "created_at": self.created_at, "started_at": self.started_at,
+               "tty": self.tty, "stdin": self.spec.stdin, "directory": self.dir}
+        if self.exit is not None:
+            doc["exit"] = self.exit.to_json()
+        return doc
+
+    def abort(self) -> None:
+        """Undo a failed spawn: nothing of the container may remain."""
+        if self.runtime is not None and self.pid:
+            try:
+                self.runtime.delete(self.cid, force=True)
+            except DockyardError:
+                pass
+        self._reap_all()
+        if self.listen is not None:
+            self.listen.close()
+        for name in (P.CONTROL_SOCK, P.STATE_FILE):
+            try:
+                os.unlink(self.path(name))
+            except FileNotFoundError:
+                pass
+
+    # -- the loop ---------------------------------------------------------
+
+    def run(self) -> None:
+        while True:
+            events: dict[int, int] = {self.sig_r: _POLLIN}
+            if self.listen is not None:
+                events[self.listen.fileno()] = _POLLIN
+            for io in self._ios():
+                if not io.backlogged():
+                    for fd in io.out:
+                        events[fd] = events.get(fd, 0) | _POLLIN
+                if io.stdin_buf and io.stdin_fd is not None:
+                    events[io.stdin_fd] = events.get(io.stdin_fd, 0) | _POLLOUT
+            for conn in self.conns.values():
+                mask = 0
+                if not conn.read_eof and not self._stdin_backlogged(conn):
+                    mask |= _POLLIN
+                if conn.outbuf:
+                    mask |= _POLLOUT
+                events[conn.fd] = mask
+            poller = select.poll()
+            for fd, mask in events.items():
+                poller.register(fd, mask)
+            try:
+                ready = poller.poll(self._timeout_ms())
+            except InterruptedError:
+                ready = []
+            for fd, ev in ready:
+                self._dispatch(fd, ev)
+            self._reap()
+            self._progress()
+            if self.finished and (not self._pending_output() or time.monotonic() > self.linger_deadline):
+                return
+
+    def _ios(self):
+        if self.io is not None:
+            yield self.io
+        for session in self.execs.values():
+            yield session.io
+
+    def _stdin_backlogged(self, conn: Conn) -> bool:
+        io = conn.stdin_io
+        return io is not None and len(io.stdin_buf) > STDIN_HIGH_WATER
+
+    def _timeout_ms(self) -> int:
+        deadlines = []
+        if self.wait_status is not None and not self.finished:
+            deadlines.append(self.drain_deadline)
+        for s in self.execs.values():
+            if s.exit_code is not None:
+                deadlines.append(s.deadline)
+        if self.finished:
+            deadlines.append(self.linger_deadline)
+        if not deadlines:
+            return -1
+        return max(0, int((min(deadlines) - time.monotonic()) * 1000) + 1)
+
+    def _pending_output(self) -> bool:
+        return any(c.outbuf for c in self.conns.values())
+
+    def _dispatch(self, fd: int, ev: int) -> None:
+        if fd == self.sig_r:
+            try:
+                while os.read(fd, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+            return
+        if self.listen is not None and fd == self.listen.fileno():
+            self._accept()
+            return
+        conn = self.conns.get(fd)
+        if conn is not None:
+            if ev & _POLLOUT:
+                self._flush(conn)
+            if fd in self.conns and ev & (_POLLIN | _POLLEND):
+                self._conn_readable(conn)
+            return
+        for io in list(self._ios()):
+            if fd in io.out and ev & (_POLLIN | _POLLEND):
+                self._output(io, fd)
+            if fd == io.stdin_fd and ev & (_POLLOUT | _POLLEND) and io.stdin_buf:
+                self._write_stdin(io)
+
+    # -- processes --------------------------------------------------------
+
+    def _output(self, io: ProcessIO, fd: int) -> None:
+        kind = io.out[fd]
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            if e.errno != errno.EIO:  # EIO: the pty's last slave closed
+                raise
+            data = b""
+        if not data:
+            del io.out[fd]
+            if io.copier is not None:
+                io.copier.end(P.STREAM_NAMES[kind])
+            if fd == io.master:
+                io.stdin_fd = None
+                io.stdin_buf.clear()
+                io.master = None
+            _close(fd)
+            return
+        if io.copier is not None:
+            io.copier.feed(P.STREAM_NAMES[kind], data)
+        if io.subscribers:
+            frame = P.encode_frame(kind, data)
+            for conn in io.subscribers:
+                if kind in conn.kinds:
+                    self._send(conn, frame)
+
+    def _write_stdin(self, io: ProcessIO) -> None:
+        if io.stdin_fd is None:
+            io.stdin_buf.clear()
+            return
+        try:
+            n = os.write(io.stdin_fd, io.stdin_buf)
+            del io.stdin_buf[:n]
+        except BlockingIOError:
+            return
+        except OSError:
+            # The reader is gone (EPIPE): drop what is left.
+            io.stdin_buf.clear()
+            self._close_stdin_now(io)
+            return
+        if not io.stdin_buf and io.stdin_closing:
+            self._close_stdin_now(io)
+
+    def _close_stdin(self, io: ProcessIO) -> None:
+        """Half-close: once what is buffered is written."""
+        if io.stdin_fd is None:
+            return
+        io.stdin_closing = True
+        if not io.stdin_buf:
+            self._close_stdin_now(io)
+
+    def _close_stdin_now(self, io: ProcessIO) -> None:
+        if io.stdin_fd is None:
+            return
+        if io.tty:
+            # A terminal has no half-close; EOF is the line discipline's ^D.
+            try:
+                os.write(io.stdin_fd, b"\x04")
+            except OSError:
+                pass
+        else:
+            _close(io.stdin_fd)
+        io.stdin_fd = None
+        io.stdin_closing = False
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.pid and self.wait_status is None:
+                self.wait_status = status
+                self.drain_deadline = time.monotonic() + self.spec.drain_timeout
+                self.status = "exiting"
+            session = self.execs.get(pid)
+            if session is not None and session.exit_code is None:
+                session.exit_code = _exit_code(status)[0]
+                session.deadline = time.monotonic() + self.spec.drain_timeout
+
+    def _reap_all(self) -> None:
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    return
+            except ChildProcessError:
+                return
+
+    def _progress(self) -> None:
+        now = time.monotonic()
+        for pid, session in list(self.execs.items()):
+            if session.exit_code is not None and (not session.io.out or now > session.deadline):
+                self._finish_exec(session)
+                del self.execs[pid]
+        if self.wait_status is not None and not self.finished:
+            if (not self.io.out or now > self.drain_deadline) and (not self.execs or now > self.drain_deadline):
+                self._finish()
+
+    def _finish_exec(self, session: ExecSession) -> None:
+        io = session.io
+        for fd in list(io.out):
+            _close(fd)
+        io.out.clear()
+        if io.stdin_fd is not None and io.stdin_fd != io.master:
+            _close(io.stdin_fd)
+        _close(io.master)
+        io.stdin_fd = io.master = None
+        result = {"exec_id": session.exec_id, "pid": session.pid, "running": False,
+                  "exit_code": session.exit_code}
+        self.exec_results[session.exec_id] = result
+        while len(self.exec_results) > EXEC_HISTORY:
+            self.exec_results.pop(next(iter(self.exec_results)))
+        conn = session.conn
+        if conn is not None and conn.fd in self.conns:
+            self._send(conn, P.encode_frame(P.EXIT, json.dumps({"exit_code": session.exit_code}).encode()))
+            conn.close_after = True
+            conn.mode = "done"
+            self._flush(conn)
+
+    def _finish(self) -> None:
+        """Init exited and its output is drained: record, clean up, answer."""
+        code, sig = _exit_code(self.wait_status)
+        for session in list(self.execs.values()):
+            if session.exit_code is None:
+                session.exit_code = 137
+            self._finish_exec(session)
+        self.execs.clear()
+        io = self.io
+        for fd in list(io.out):
+            if io.copier is not None:
+                io.copier.end(P.STREAM_NAMES[io.out[fd]])
+            _close(fd)
+        io.out.clear()
+        if io.stdin_fd is not None and io.stdin_fd != io.master:
+            _close(io.stdin_fd)
+        _close(io.master)
+        io.stdin_fd = io.master = None
+        error = ""
+        try:
+            io.copier.close()
+        except Exception as e:  # noqa: BLE001 - a log failure must not lose the exit status
+            error = f"closing the log: {e}"
+        oom = False
+        if self.oom_counter is not None:
+            try:
+                oom = self.oom_counter() > self.oom_before
+            except (OSError, DockyardError, ValueError):
+                pass
+        try:
+            self.runtime.delete(self.cid, force=True)
+        except DockyardError as e:
+            if not isinstance(e, NotFound):
+                error = error or f"deleting the container: {e}"
+        self._reap_all()
+        self.exit = ExitStatus(exit_code=code, signal=sig, oom_killed=oom, started_at=self.started_at,
+                               finished_at=rfc3339nano(), pid=self.pid, error=error)
+        self.status = "exited"
+        P.write_json_atomic(self.path(P.EXIT_FILE), self.exit.to_json())
+        self._write_state()
+        exit_frame = P.encode_frame(P.EXIT, json.dumps(self.exit.to_json()).encode())
+        for conn in list(self.conns.values()):
+            if conn.mode == "attach":
+                self._send(conn, exit_frame)
+                conn.close_after = True
+                self._flush(conn)
+        for conn in self.waiters:
+            if conn.fd in self.conns:
+                self._reply(conn, {"ok": True, "exit": self.exit.to_json()}, close=True)
+        self.waiters.clear()
+        # New connections now find no socket and read exit.json instead.
+        if self.listen is not None:
+            try:
+                os.unlink(self.path(P.CONTROL_SOCK))
+            except FileNotFoundError:
+                pass
+        self.finished = True
+        self.linger_deadline = time.monotonic() + LINGER
+
+    # -- connections ------------------------------------------------------
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listen.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            sock.setblocking(False)
+            conn = Conn(sock)
+            self.conns[conn.fd] = conn
+
+    def _drop(self, conn: Conn) -> None:
+        self.conns.pop(conn.fd, None)
+        for io in self._ios():
+            if conn in io.subscribers:
+                io.subscribers.remove(conn)
+        if conn in self.waiters:
+            self.waiters.remove(conn)
+        if conn.exec is not None:
+            conn.exec.conn = None
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+
+    def _send(self, conn: Conn, data: bytes) -> None:
+        conn.outbuf += data
+        if len(conn.outbuf) == len(data):
+            self._flush(conn)
+
+    def _flush(self, conn: Conn) -> None:
+        if conn.outbuf:
+            try:
+                n = conn.sock.send(conn.outbuf)
+                del conn.outbuf[:n]
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._drop(conn)
+                return
+        if not conn.outbuf and conn.close_after:
+            self._drop(conn)
+
+    def _reply(self, conn: Conn, doc: dict, close: bool = False) -> None:
+        self._send(conn, P.encode_message(doc))
+        if close:
+            conn.close_after = True
+            conn.mode = "done"
+            self._flush(conn)
+
+    def _conn_readable(self, conn: Conn) -> None:
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        if not data:
+            conn.read_eof = True
+            if conn.mode == "request":
+                self._drop(conn)
+            elif conn.stdin_io is not None:
+                self._client_stdin_closed(conn)
+            elif conn.mode in ("attach", "exec") and not conn.outbuf and not conn.kinds:
+                self._drop(conn)
+            return
+        if conn.mode == "request":
+            conn.inbuf += data
+            nl = conn.inbuf.find(b"\n")
+            if nl < 0:
+                if len(conn.inbuf) > P.MAX_REQUEST:
+                    self._reply(conn, P.error_doc(InvalidArgument("request too long")), close=True)
+                return
+            line, rest = conn.inbuf[:nl], conn.inbuf[nl + 1:]
+            conn.inbuf = b""
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("not an object")
+            except ValueError as e:
+                self._reply(conn, P.error_doc(InvalidArgument(f"bad request: {e}")), close=True)
+                return
+            try:
+                self._handle(conn, request)
+            except DockyardError as e:
+                self._reply(conn, P.error_doc(e), close=True)
+                return
+            except OSError as e:
+                self._reply(conn, P.error_doc(Internal(f"{request.get('op')}: {e}")), close=True)
+                return
+            if rest and conn.decoder is not None:
+                self._frames(conn, rest)
+        elif conn.decoder is not None:
+            self._frames(conn, data)
+
+    def _frames(self, conn: Conn, data: bytes) -> None:
+        try:
+            frames = conn.decoder.feed(data)
+        except ValueError:
+            self._drop(conn)
+            return
+        for kind, payload in frames:
+            io = conn.stdin_io
+            if kind == P.STDIN:
+                if io is not None and io.stdin_fd is not None and not io.stdin_closing:
+                    io.stdin_buf += payload
+                    self._write_stdin(io)
+            elif kind == P.CLOSE_STDIN:
+                if io is not None:
+                    self._client_stdin_closed(conn)
+            elif kind == P.RESIZE:
+                try:
+                    size = json.loads(payload)
+                    target = conn.exec.io if conn.exec is not None else self.io
+                    self._resize(target, int(size["height"]), int(size["width"]))
+                except (ValueError, KeyError, TypeError, OSError):
+                    pass
+
+    def _client_stdin_closed(self, conn: Conn) -> None:
+        io = conn.stdin_io
+        conn.stdin_io = None
+        if io is None:
+            return
+        if io is self.io and not self.spec.stdin_once:
+            return  # stdin stays open for the next client (docker attach without StdinOnce)
+        self._close_stdin(io)
+
+    def _resize(self, io: ProcessIO | None, height: int, width: int) -> None:
+        if io is None or not io.tty or io.master is None:
+            return
+        from dockyard.linux.terminal import set_winsize
+
+        set_winsize(io.master, height, width)
+
+    # -- ops --------------------------------------------------------------
+
+    def _handle(self, conn: Conn, req: dict) -> None:
+        op = req.get("op")
+        handler = _OPS.get(op)
+        if handler is None:
+            raise InvalidArgument(f"unknown supervisor op {op!r}")
+        handler(self, conn, req)
+
+    def _require_live(self) -> None:
+        if self.finished or self.wait_status is not None:
+            raise FailedPrecondition(f"container {self.cid} is not running")
+
+    def op_status(self, conn: Conn, req: dict) -> None:
+        self._reply(conn, self._status_doc(), close=True)
+
+    def op_start(self, conn: Conn, req: dict) -> None:
+        if self.status != "created":
+            raise FailedPrecondition(f"container {self.cid} is {self.status}, not created")
+        self._start()
+        self._reply(conn, self._status_doc(), close=True)
+
+    def op_wait(self, conn: Conn, req: dict) -> None:
+        if self.exit is not None:
+            self._reply(conn, {"ok": True, "exit": self.exit.to_json()}, close=True)
+            return
+        conn.mode = "wait"
+        self.waiters.append(conn)
+
+    def op_kill(self, conn: Conn, req: dict) -> None:
+        self._require_live()
+        self.runtime.kill(self.cid, int(req.get("signal", signal.SIGTERM)), all=bool(req.get("all")))
+        self._reply(conn, {"ok": True}, close=True)
+
+    def op_pause(self, conn: Conn, req: dict) -> None:
+        self._require_live()
+        self.runtime.pause(self.cid)
+        self.status = "paused"
+        self._write_state()
+        self._reply(conn, {"ok": True}, close=True)
+
+    def op_resume(self, conn: Conn, req: dict) -> None:
+        self._require_live()
+        self.runtime.resume(self.cid)
+        self.status = "running"
+        self._write_state()
+        self._reply(conn, {"ok": True}, close=True)
+
+    def op_ps(self, conn: Conn, req: dict) -> None:
+        self._require_live()
+        self._reply(conn, {"ok": True, "pids": self.runtime.ps(self.cid)}, close=True)
+
+    def op_resize(self, conn: Conn, req: dict) -> None:
+        target = self.io
+        exec_id = req.get("exec_id")
+        if exec_id:
+            target = next((s.io for s in self.execs.values() if s.exec_id == exec_id), None)
+            if target is None:
+                raise NotFound(f"no such exec: {exec_id}")
+        self._resize(target, int(req["height"]), int(req["width"]))
+        self._reply(conn, {"ok": True}, close=True)
+
+    def op_close_stdin(self, conn: Conn, req: dict) -> None:
+        if self.io is not None:
+            self._close_stdin(self.io)
+        self._reply(conn, {"ok": True}, close=True)
+
+    def op_attach(self, conn: Conn, req: dict) -> None:
+        kinds = tuple(k for k, name in ((P.STDOUT, "stdout"), (P.STDERR, "stderr")) if req.get(name, True))
+        conn.mode = "attach"
+        conn.kinds = kinds
+        conn.decoder = P.FrameDecoder(P.MAX_FRAME)
+        self._reply(conn, dict(self._status_doc(), ok=True))
+        if self.finished:
+            self._send(conn, P.encode_frame(P.EXIT, json.dumps(self.exit.to_json()).encode()))
+            conn.close_after = True
+            self._flush(conn)
+            return
+        if req.get("stdin") and self.io.stdin_fd is not None and not self.io.stdin_closing:
+            conn.stdin_io = self.io
+        if kinds:
+            self.io.subscribers.append(conn)
+
+    def op_exec(self, conn: Conn, req: dict) -> None:
+        self._require_live()
+        if self.status == "created":
+            raise FailedPrecondition(f"container {self.cid} is not running")
+        process = req.get("process")
+        if not isinstance(process, dict) or not process.get("args"):
+            raise InvalidArgument("exec: process.args is required")
+        tty = bool(req.get("tty"))
+        want_stdin = bool(req.get("stdin"))
+        detach = bool(req.get("detach"))
+        self._exec_seq += 1
+        exec_id = str(req.get("exec_id") or f"exec-{self._exec_seq}")
+        process = dict(process, terminal=tty)
+        if tty and req.get("console_size"):
+            h, w = req["console_size"]
+            process["consoleSize"] = {"height": int(h), "width": int(w)}
+        io, pid = self._spawn_exec(process, tty, want_stdin and not detach, detach)
+        session = ExecSession(exec_id, pid, io, None if detach else conn, detach)
+        self.execs[pid] = session
+        if detach:
+            self._reply(conn, {"ok": True, "exec_id": exec_id, "pid": pid}, close=True)
+            return
+        conn.mode = "exec"
+        conn.exec = session
+        conn.kinds = (P.STDOUT, P.STDERR)
+        conn.decoder = P.FrameDecoder(P.MAX_FRAME)
+        if io.stdin_fd is not None:
+            conn.stdin_io = io
+        io.subscribers.append(conn)
+        self._reply(conn, {"ok": True, "exec_id": exec_id, "pid": pid, "tty": tty})
+
+    def _spawn_exec(self, process: dict, tty: bool, want_stdin: bool, detach: bool):
+        from dockyard.runtime.base import Stdio
+
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            if tty:
+                name = f"console-exec{self._exec_seq}.sock"
+                pid, master = self._receive_console(
+                    name, lambda sock: self.runtime.exec(self.cid, process, stdio=Stdio(null, null, null),
+                                                         console_socket=sock))
+                os.set_inheritable(master, False)
+                _nonblock(master)
+                if detach:
+                    # Nobody reads it: keep draining into nothing so the
+                    # process never blocks on a full terminal.
+                    return ProcessIO(True, master, {master: P.STDOUT}, None), pid
+                return ProcessIO(True, master, {master: P.STDOUT}, master if want_stdin else None), pid
+            if detach:
+                pid = self.runtime.exec(self.cid, process, stdio=Stdio(null, null, null))
+                return ProcessIO(False, None, {}, None), pid
+            fds_child, ours = [], []
+            try:
+                if want_stdin:
+                    in_r, in_w = os.pipe()
+                    fds_child.append(in_r)
+                    ours.append(in_w)
+                else:
+                    in_r, in_w = null, None
+                out_r, out_w = os.pipe()
+                err_r, err_w = os.pipe()
+                fds_child += [out_w, err_w]
+                ours += [out_r, err_r]
+                pid = self.runtime.exec(self.cid, process, stdio=Stdio(in_r, out_w, err_w))
+            except BaseException:
+                for fd in fds_child + ours:
+                    _close(fd)
+                raise
+            for fd in fds_child:
+                _close(fd)
+            for fd in ours:
+                _nonblock(fd)
+            return ProcessIO(False, None, {out_r: P.STDOUT, err_r: P.STDERR}, in_w), pid
+        finally:
+            os.close(null)
+
+    def op_exec_inspect(self, conn: Conn, req: dict) -> None:
+        exec_id = req.get("exec_id")
+        for s in self.execs.values():
+            if s.exec_id == exec_id:
+                self._reply(conn, {"ok": True, "exec_id": exec_id, "pid": s.pid, "running": s.exit_code is None,
+                                   "exit_code": s.exit_code}, close=True)
+                return
+        result = self.exec_results.get(exec_id)
+        if result is None:
+            raise NotFound(f"no such exec: {exec_id}")
+        self._reply(conn, dict(result, ok=True), close=True)
+
+
+def _ignore(signum, frame) -> None:
+    pass
+
+
+_OPS = {name[3:]: fn for name, fn in vars(Supervisor).items() if name.startswith("op_")}
+
+
+def serve(reply: socket.socket, request: dict) -> int:
+    """Body of a freshly forked supervisor: create/start the container,
+    answer the spawn request on ``reply``, then supervise until exit."""
+    container_id = request.get("container_id") or ""
+    try:
+        spec = SupervisorSpec.from_json(request.get("spec") or {})
+        directory = request["directory"]
+    except (TypeError, KeyError, ValueError) as e:
+        _answer(reply, P.error_doc(InvalidArgument(f"spawn: bad spec: {e}")))
+        return 1
+    sup = Supervisor(container_id, directory, spec)
+    try:
+        sup.prepare()
+        doc = sup.create_and_start()
+    except BaseException as e:  # noqa: BLE001 - every failure is answered, then undone
+        if not isinstance(e, DockyardError):
+            e = Internal(f"supervisor for {container_id}: {type(e).__name__}: {e}")
+        try:
+            sup.abort()
+        finally:
+            _answer(reply, P.error_doc(e))
+        return 1
+    _answer(reply, doc)
+    sup.run()
+    return 0
+
+
+def _answer(reply: socket.socket, doc: dict) -> None:
+    try:
+        reply.setblocking(True)
+        reply.sendall(P.encode_message(doc))
+    except OSError:
+        pass  # the requester died; the supervisor carries on regardless
+    finally:
+        reply.close()
