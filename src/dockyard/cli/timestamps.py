@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
 
 from dockyard.errors import InvalidArgument
 
@@ -45,6 +44,8 @@ def get_timestamp(value: str, now: float | None = None) -> str:
     if re.fullmatch(r"\d+(\.\d{1,9})?", text):
         sec, _, frac = text.partition(".")
         return f"{sec}.{frac.ljust(9, '0')}" if frac else sec
+    from datetime import datetime
+
     for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H"):
         try:
             parsed = datetime.strptime(text, fmt)

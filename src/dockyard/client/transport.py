@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple
 from urllib.parse import quote, urlencode
 
 from dockyard.client.errors import ConnectionFailed
@@ -29,9 +28,9 @@ Query = Mapping[str, object] | Iterable[tuple[str, object]] | None
 CHUNK = 1 << 16
 
 
-@dataclass(frozen=True)
-class TLSConfig:
-    """Client TLS material (docker's --tlsverify/--tlscacert/--tlscert/--tlskey)."""
+class TLSConfig(NamedTuple):
+    """Client TLS material (docker's --tlsverify/--tlscacert/--tlscert/--tlskey).
+    (A NamedTuple, not a dataclass: the CLI's start-up time counts.)"""
 
     ca_cert: str | None = None
     cert: str | None = None
@@ -51,8 +50,7 @@ class TLSConfig:
         return ctx
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """Where the daemon is: ``unix:///path`` or ``tcp://host:port``."""
 
     scheme: str
