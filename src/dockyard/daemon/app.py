@@ -46,9 +46,35 @@ def version_tuple(text: str) -> tuple[int, ...]:
 
 
 def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    # Docker's encoder never escapes non-ASCII; neither do we.
-    return web.Response(body=json.dumps(doc, ensure_ascii=False).encode(), status=status,
+    # As Docker's encoder: no escaping of non-ASCII, a newline at the end.
+    return web.Response(body=json.dumps(doc, ensure_ascii=False).encode() + b"\n", status=status,
                         content_type="application/json", headers=headers)
+
+
+def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
+    """Docker's boolean query values: "1", "true", "True", "yes" are true;
+    "", "0", "false", "no" are false."""
+    value = request.query.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def query_int(request: web.Request, name: str, default: int | None = None) -> int | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid value for {name}: {value!r} is not an integer") from None
+
+
+async def in_executor(func: Callable[..., Any], *args: Any) -> Any:
+    """Run blocking service code (file and database I/O) off the loop."""
+    import asyncio
+
+    return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
 #: Names the DockyardError kind of an error answer, so Dockyard's client can

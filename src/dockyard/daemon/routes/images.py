@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 from aiohttp import web
 
-from dockyard.daemon.app import RouteTable, api_version, engine_of, json_response
+from dockyard.daemon.app import RouteTable, api_version, engine_of, in_executor, json_response, query_bool
 from dockyard.daemon.engine import Engine
 from dockyard.daemon.filters import Filters
 from dockyard.daemon.streaming import BodyReader, JSONMessageStream, Reporter, ResponseWriter, run_streaming
@@ -29,19 +29,6 @@ PRUNE_FILTERS = ("dangling", "label", "label!", "until")
 
 NO_REGISTRY = ("no registry configured yet: Dockyard cannot pull images (pulling {name}); "
                "get images with `docker load`, `docker import` or `dockyard image bootstrap busybox`")
-
-
-def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
-    """Docker's boolean query values: 1/true/True/yes are true; "", 0,
-    false, no are false."""
-    value = request.query.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() not in ("", "0", "false", "no", "off")
-
-
-async def in_executor(func: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
 def service(request: web.Request) -> Any:
