@@ -259,3 +259,26 @@ def test_df_and_info_count_images(dockyardd: Dockyardd, busybox_id: str) -> None
     out = ok(run_docker(dockyardd, "system", "df"))
     assert out.splitlines()[1].split()[:2] == ["Images", str(len(ids))]
     assert ok(run_cli(dockyardd, "system", "df")) == out
+
+
+def test_slow_save_clients_do_not_starve_the_daemon(dockyardd: Dockyardd, busybox_id: str) -> None:
+    """Saves to clients that stop reading block their threads; ordinary
+    requests must still be answered."""
+    import socket as socket_mod
+
+    stalled = []
+    try:
+        for _ in range(10):
+            s = socket_mod.socket(socket_mod.AF_UNIX, socket_mod.SOCK_STREAM)
+            s.setsockopt(socket_mod.SOL_SOCKET, socket_mod.SO_RCVBUF, 4096)
+            s.connect(str(dockyardd.sock))
+            s.sendall(b"GET /images/busybox/get HTTP/1.1\r\nHost: docker\r\n\r\n")
+            stalled.append(s)
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert dockyardd.client().info()["Images"] >= 1
+        assert dockyardd.client().images()
+        assert time.monotonic() - started < 5
+    finally:
+        for s in stalled:
+            s.close()

@@ -23,6 +23,9 @@ from dockyard.errors import DockyardError
 
 log = logging.getLogger("dockyard.daemon")
 
+#: Threads for blocking service calls.
+DEFAULT_WORKERS = 64
+
 #: How long shutdown waits for in-flight requests before closing them.
 SHUTDOWN_TIMEOUT = 5.0
 
@@ -59,7 +62,13 @@ async def serve(config: DaemonConfig, sockets: list[tuple[str, socket.socket, ob
     from dockyard.daemon.app import build_app
     from dockyard.daemon.services import open_container_service, open_engine
 
+    from concurrent.futures import ThreadPoolExecutor
+
     loop = asyncio.get_running_loop()
+    # Service calls (database, files, runtime) run in the default executor;
+    # Python's default of cpu+4 threads is too few for a daemon serving many
+    # clients at once.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=DEFAULT_WORKERS, thread_name_prefix="dockyard"))
     engine = await loop.run_in_executor(None, open_engine, config)
     engine.events.bind(loop)
     await open_container_service(engine)

@@ -28,6 +28,7 @@ import logging
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -38,6 +39,24 @@ from dockyard.errors import DockyardError, Internal
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Threads for work that streams to or from a client (load, import, save):
+#: they block on the client's pace, so they get a pool of their own and
+#: cannot starve the default executor that short requests use.
+STREAM_WORKERS = 32
+_stream_pool: ThreadPoolExecutor | None = None
+
+
+def stream_executor() -> ThreadPoolExecutor:
+    global _stream_pool
+    if _stream_pool is None:
+        _stream_pool = ThreadPoolExecutor(max_workers=STREAM_WORKERS, thread_name_prefix="dockyard-stream")
+    return _stream_pool
+
+
+async def in_stream_executor(func: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(stream_executor(), func, *args)
+
 
 #: Progress lines for the same id closer together than this are dropped
 #: (except the final one): clients redraw, they need no 1000 updates a second.
@@ -148,7 +167,7 @@ async def run_streaming(stream: JSONMessageStream, work: Callable[[Reporter], T]
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     reporter = Reporter(loop, queue)
-    task = loop.run_in_executor(None, work, reporter)
+    task = loop.run_in_executor(stream_executor(), work, reporter)
     getter: asyncio.Task | None = None
     try:
         while True:

@@ -21,7 +21,8 @@ from aiohttp import web
 from dockyard.daemon.app import RouteTable, api_version, engine_of, in_executor, json_response, query_bool
 from dockyard.daemon.engine import Engine
 from dockyard.daemon.filters import Filters
-from dockyard.daemon.streaming import BodyReader, JSONMessageStream, Reporter, ResponseWriter, run_streaming
+from dockyard.daemon.streaming import BodyReader, JSONMessageStream, Reporter, ResponseWriter, in_stream_executor, \
+    run_streaming
 from dockyard.errors import InvalidArgument, NotFound, Unavailable
 
 LIST_FILTERS = ("before", "dangling", "label", "reference", "since", "until")
@@ -373,7 +374,7 @@ async def save_images(request: web.Request) -> web.StreamResponse:
         writer.flush()
 
     try:
-        await in_executor(work)
+        await in_stream_executor(work)
     except Exception:
         if writer.response is None:
             raise
