@@ -282,3 +282,23 @@ def test_slow_save_clients_do_not_starve_the_daemon(dockyardd: Dockyardd, busybo
     finally:
         for s in stalled:
             s.close()
+
+
+def test_client_gone_mid_upload_leaves_nothing(dockyardd: Dockyardd, busybox_id: str, tmp_path: Path) -> None:
+    import socket as socket_mod
+
+    archive = tmp_path / "bb.tar"
+    ok(run_docker(dockyardd, "save", "-o", str(archive), "busybox"))
+    before = {i["Id"] for i in dockyardd.client().images(all=True)}
+    for path in ("/images/load", "/images/create?fromSrc=-&repo=half"):
+        s = socket_mod.socket(socket_mod.AF_UNIX, socket_mod.SOCK_STREAM)
+        s.connect(str(dockyardd.sock))
+        head = f"POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Length: {archive.stat().st_size}\r\n\r\n"
+        s.sendall(head.encode() + archive.read_bytes()[: archive.stat().st_size // 2])
+        time.sleep(0.3)
+        s.close()
+    time.sleep(0.5)
+    assert {i["Id"] for i in dockyardd.client().images(all=True)} == before
+    log = dockyardd.log()
+    assert "the client went away" in log
+    assert "Traceback" not in log and "Error handling request" not in log

@@ -153,7 +153,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.info("%s %s failed mid-stream: %s", request.method, request.path, e.error.message)
         if e.response is None:
             return error_response(status_for(e.error), e.error.message, e.error.kind)
-        await e.response.write_eof()
+        try:
+            await e.response.write_eof()
+        except ConnectionError:
+            pass  # the client left; the error was logged above
         return e.response
     except DockyardError as e:
         status = status_for(e)
@@ -168,8 +171,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # aiohttp's own 404/405 answers, in Docker's JSON shape.
         message = "page not found" if e.status == 404 else (e.reason or "error").lower()
         return error_response(e.status, message)
-    except (ConnectionResetError, ConnectionAbortedError):
-        raise
+    except ConnectionError:
+        # The client is gone; there is nobody to answer.  (Returning rather
+        # than raising keeps aiohttp from logging it as a server fault.)
+        log.debug("%s %s: the client went away", request.method, request.path)
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=400)
     except Exception as e:  # noqa: BLE001 - the last line of defence: a real fault
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, f"internal error: {type(e).__name__}: {e}")

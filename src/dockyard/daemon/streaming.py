@@ -184,10 +184,14 @@ async def run_streaming(stream: JSONMessageStream, work: Callable[[Reporter], T]
                 await stream.send(queue.get_nowait())
             break
         return task.result()
+    except ConnectionError:
+        # The client went away (mid-upload or mid-stream): nobody to tell.
+        log.info("%s %s: the client went away", stream.request.method, stream.request.path)
+        raise
     except DockyardError as e:
         if not stream.started:
             raise
-        await stream.error(e.message)
+        await _report(stream, e.message)
         raise StreamFailed(e, stream.response) from e
     except Exception as e:
         if not stream.started:
@@ -195,11 +199,19 @@ async def run_streaming(stream: JSONMessageStream, work: Callable[[Reporter], T]
         # Headers are gone: the fault can only be reported in the stream.
         log.exception("streaming %s %s failed", stream.request.method, stream.request.path)
         failure = Internal(f"internal error: {type(e).__name__}: {e}")
-        await stream.error(failure.message)
+        await _report(stream, failure.message)
         raise StreamFailed(failure, stream.response) from e
     finally:
         if getter is not None:
             getter.cancel()
+
+
+async def _report(stream: JSONMessageStream, message: str) -> None:
+    try:
+        await stream.error(message)
+    except ConnectionError:
+        log.info("%s %s: the client went away before the error could be sent", stream.request.method,
+                 stream.request.path)
 
 
 class StreamFailed(Exception):

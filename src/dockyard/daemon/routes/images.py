@@ -12,6 +12,7 @@ Docker's shape (``image tag``, ``untag``, ``delete``, ``import``, ``load``,
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from typing import Any, Callable, Iterable
@@ -27,6 +28,8 @@ from dockyard.errors import InvalidArgument, NotFound, Unavailable
 
 LIST_FILTERS = ("before", "dangling", "label", "reference", "since", "until")
 PRUNE_FILTERS = ("dangling", "label", "label!", "until")
+
+log = logging.getLogger(__name__)
 
 NO_REGISTRY = ("no registry configured yet: Dockyard cannot pull images (pulling {name}); "
                "get images with `docker load`, `docker import` or `dockyard image bootstrap busybox`")
@@ -375,6 +378,12 @@ async def save_images(request: web.Request) -> web.StreamResponse:
 
     try:
         await in_stream_executor(work)
+    except ConnectionError:
+        # The client went away mid-archive: nobody is left to tell.
+        log.info("save of %s: the client went away", ", ".join(names))
+        if request.transport is not None:
+            request.transport.close()
+        return writer.response or web.Response(status=400)
     except Exception:
         if writer.response is None:
             raise
