@@ -184,3 +184,32 @@ def test_config_file_hosts(daemons: list[Dockyardd]) -> None:
         assert Client(f"unix://{root / name}").ping()
     result = run_docker(daemon, "-H", f"unix://{root / 'b.sock'}", "version")
     assert result.returncode == 0, result.stderr
+
+
+def test_socket_group_flag(daemons: list[Dockyardd]) -> None:
+    import grp
+    import os
+    import stat
+
+    group = next((g for g in ("adm", "daemon", "users") if _group_exists(g)), None)
+    if group is None:
+        pytest.skip("no well-known group on this host")
+    daemon = new_daemon("-G", group)
+    daemons.append(daemon)
+    st = os.stat(daemon.sock)
+    assert st.st_gid == grp.getgrnam(group).gr_gid
+    assert stat.S_IMODE(st.st_mode) == 0o660
+    # A group that does not exist falls back to root's.
+    other = new_daemon("--group", "no-such-group-dockyard-test")
+    daemons.append(other)
+    assert os.stat(other.sock).st_gid == 0
+
+
+def _group_exists(name: str) -> bool:
+    import grp
+
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
