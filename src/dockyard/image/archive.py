@@ -175,9 +175,12 @@ class ArchiveContents:
         raise InvalidArgument(f"archive: {what} {digest} is missing from the archive")
 
 
-def read_archive(source: BinaryIO, sink: BlobSink, progress: ProgressFn | None = None) -> ArchiveContents:
+def read_archive(source: BinaryIO, sink: BlobSink, progress: ProgressFn | None = None,
+                 on_blob: Callable[[Digest], None] | None = None) -> ArchiveContents:
     """Pass 1 over a save tar (optionally compressed): every member either
-    held in memory (small JSON documents) or ingested into the store."""
+    held in memory (small JSON documents) or ingested into the store.
+    ``on_blob(digest)`` hears of each stored member as soon as it is in
+    the store (to start unpacking layers before the manifest is read)."""
     report = reporter(progress)
     stream = LayerStream(source)
     reader = tarfmt.TarReader(stream, tarfmt.TarLimits(max_entry_size=1 << 42, max_total_size=1 << 44))
@@ -210,6 +213,8 @@ def read_archive(source: BinaryIO, sink: BlobSink, progress: ProgressFn | None =
         if expected is not None and sink.has(expected):
             reader.skip_data()  # loaded before: the store's copy is verified
             found.blobs[path] = expected
+            if on_blob is not None:
+                on_blob(expected)
             continue
         label = short(expected) if expected else posixpath.dirname(path)[:12] or path[:12]
         report(ProgressEvent(LOADING_BLOB, label, 0, entry.size))
@@ -218,6 +223,8 @@ def read_archive(source: BinaryIO, sink: BlobSink, progress: ProgressFn | None =
             info = writer.commit(entry.size, expected, before_publish=sink.before_publish)
         report(ProgressEvent(LOADING_BLOB, label, entry.size, entry.size))
         found.blobs[path] = info.digest
+        if on_blob is not None:
+            on_blob(info.digest)
     stream.finish()
     return found
 

@@ -46,6 +46,7 @@ from . import archive, diff
 from .apply import ApplyOptions, WhiteoutMode, apply_layer
 from .compression import Compression
 from .instructions import apply_changes
+from .unpack import LayerUnpacker
 from .progress import EXTRACTING, IMPORTING, LOADING_LAYER, WRITING_LAYER, ProgressEvent, ProgressFn, reporter, \
     short
 
@@ -171,10 +172,14 @@ class _WriterFile:
 class ImageService:
     """Image operations over one :class:`~dockyard.store.Store`."""
 
-    def __init__(self, store: Store, platform: Platform | None = None, allow_devices: bool = True) -> None:
+    def __init__(self, store: Store, platform: Platform | None = None, allow_devices: bool = True,
+                 workers: int | None = None) -> None:
+        """``workers``: threads unpacking layers side by side on overlay
+        (default: one per CPU; 1 unpacks strictly in order)."""
         self.store = store
         self.platform = platform or host_platform_spec()
         self.allow_devices = allow_devices
+        self.workers = workers if workers is not None else max(2, os.cpu_count() or 2)
 
     # -- names ----------------------------------------------------------------
 
@@ -256,6 +261,20 @@ class ImageService:
 
         return hook
 
+    @contextlib.contextmanager
+    def _unpacker(self, lease, progress: ProgressFn):
+        """Concurrent unpacking (overlay only: other snapshotters stack by
+        copying, so their layers must be applied in order)."""
+        if not isinstance(self.store.snapshotter, OverlaySnapshotter) or self.workers < 2:
+            yield None
+            return
+        unpacker = LayerUnpacker(self.store, lease.id, ApplyOptions(allow_devices=self.allow_devices), progress,
+                                 self.workers)
+        try:
+            yield unpacker
+        finally:
+            unpacker.close()
+
     def _snapshot_exists(self, name: str) -> bool:
         try:
             info = self.store.snapshotter.stat(name)
@@ -303,7 +322,7 @@ class ImageService:
             raise
 
     def _ensure_layer(self, lease, parent: Digest | None, diff_id: Digest, blob: Digest, media_type: str | None,
-                      progress: ProgressFn) -> LayerRecord:
+                      progress: ProgressFn, unpacker: LayerUnpacker | None = None) -> LayerRecord:
         """The layer ``diff_id`` over ``parent``, unpacked from ``blob``
         unless the store has it already."""
         store = self.store
@@ -318,8 +337,18 @@ class ImageService:
             return existing
         applied = None
         if not self._snapshot_exists(str(chain)):
-            applied = self._unpack(lease, parent, chain, lambda: store.content.open(blob), diff_id,
-                                   short(diff_id), progress)
+            if unpacker is not None and unpacker.has(blob):
+                loose_key, applied = unpacker.take(blob)
+                if applied.diff_id != str(diff_id):
+                    with contextlib.suppress(NotFound):
+                        store.snapshotter.remove(loose_key)
+                    raise InvalidArgument(
+                        f"layer {short(blob)}: its content has diff_id {applied.diff_id} but the image config "
+                        f"says {diff_id}")
+                unpacker.stack(loose_key, parent, chain)
+            else:
+                applied = self._unpack(lease, parent, chain, lambda: store.content.open(blob), diff_id,
+                                       short(diff_id), progress)
         if applied is None:
             # Another writer committed the snapshot; measure from the blob.
             size = self._content_size(blob)
@@ -349,7 +378,7 @@ class ImageService:
             return total
 
     def _install(self, lease, config_digest: Digest, layers: Sequence[tuple[Digest, str | None]],
-                 progress: ProgressFn) -> ImageRecord:
+                 progress: ProgressFn, unpacker: LayerUnpacker | None = None) -> ImageRecord:
         """Unpack an image's layers; returns the (not yet stored) record."""
         config = ImageConfig.from_bytes(self.store.content.read_bytes(config_digest))
         diff_ids = config.rootfs.diff_ids
@@ -358,11 +387,16 @@ class ImageService:
                 f"image {config_digest}: the config lists {len(diff_ids)} layers but the manifest has {len(layers)}")
         if config.os and config.os != self.platform.os:
             raise InvalidArgument(f"image {config_digest} is for {config.os}, not {self.platform.os}")
+        if unpacker is not None:
+            # Start every missing layer at once; they stack in order below.
+            for chain, (blob, _) in zip(chain_ids(diff_ids), layers):
+                if not self._snapshot_exists(str(chain)):
+                    unpacker.submit(blob)
         parent: Digest | None = None
         chains = []
         size = 0
         for diff_id, (blob, media_type) in zip(diff_ids, layers):
-            record = self._ensure_layer(lease, parent, diff_id, blob, media_type, progress)
+            record = self._ensure_layer(lease, parent, diff_id, blob, media_type, progress, unpacker)
             parent = record.chain_id
             chains.append(record.chain_id)
             size += record.size
@@ -388,11 +422,14 @@ class ImageService:
         """Load a ``docker save`` archive (classic or OCI-layout form, maybe
         compressed) or a tar of an OCI layout."""
         report = reporter(progress)
-        with self._operation() as lease:
+        with self._operation() as lease, self._unpacker(lease, report) as unpacker:
+            if unpacker is not None:
+                report = unpacker.report
             sink = archive.BlobSink(self.store.content, self._protect(lease))
-            contents = archive.read_archive(source, sink, report)
+            contents = archive.read_archive(source, sink, report,
+                                            unpacker.submit_if_layer if unpacker is not None else None)
             plans = archive.plans_from_contents(contents, self.platform)
-            return self._install_plans(lease, plans, report)
+            return self._install_plans(lease, plans, report, unpacker)
 
     def load_oci_layout(self, path: str | os.PathLike, name: str | None = None, ref_name: str | None = None,
                         progress: ProgressFn | None = None) -> LoadResult:
@@ -401,7 +438,9 @@ class ImageService:
         (as in ``oci:dir:ref``); ``name`` tags the image when exactly one
         is picked (like ``skopeo copy oci:dir:ref docker-daemon:name``)."""
         report = reporter(progress)
-        with self._operation() as lease:
+        with self._operation() as lease, self._unpacker(lease, report) as unpacker:
+            if unpacker is not None:
+                report = unpacker.report
             sink = archive.BlobSink(self.store.content, self._protect(lease))
             plans = archive.LayoutDir(path, sink).plans(self.platform, ref_name)
             if ref_name is not None and not plans:
@@ -413,15 +452,16 @@ class ImageService:
                 if ref.digest is not None:
                     raise InvalidArgument(f"cannot tag an image with a digest reference: {name}")
                 plans = [dataclasses.replace(plans[0], tags=(ref.tagged_or_latest(),))]
-            return self._install_plans(lease, plans, report)
+            return self._install_plans(lease, plans, report, unpacker)
 
-    def _install_plans(self, lease, plans: list[archive.ImagePlan], report: ProgressFn) -> LoadResult:
+    def _install_plans(self, lease, plans: list[archive.ImagePlan], report: ProgressFn,
+                       unpacker: LayerUnpacker | None = None) -> LoadResult:
         if not plans:
             raise InvalidArgument("archive holds no images")
         records = []
         for plan in plans:
             record = self._install(lease, plan.config, [(layer.digest, layer.media_type) for layer in plan.layers],
-                                   report)
+                                   report, unpacker)
             if plan.manifest is not None:
                 record = dataclasses.replace(record, content=(plan.manifest,))
             records.append((record, plan))
