@@ -33,7 +33,7 @@ def test_version(dockyardd: Dockyardd) -> None:
 
 def test_info(dockyardd: Dockyardd) -> None:
     out = ok(run_cli(dockyardd, "info"))
-    assert f" Dockyard Root Dir: {dockyardd.data_root}\n" in out
+    assert f" Docker Root Dir: {dockyardd.data_root}\n" in out
     assert " Storage Driver: overlay2\n" in out and " Live Restore Enabled: true\n" in out
     assert ok(run_cli(dockyardd, "system", "info", "--format", "{{.Driver}}/{{.OSType}}")) == "overlay2/linux\n"
 

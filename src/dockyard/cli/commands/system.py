@@ -122,6 +122,8 @@ def info(ctx: Context, argv: list[str], name: str) -> int:
         ctx.write(f"Client:\n Version:    {__version__}\n Context:    default\n Debug Mode: {str(ctx.debug).lower()}\n")
         if server is not None:
             ctx.write("\n" + _info_text(server))
+            for warning in server.get("Warnings") or []:
+                ctx.warn(warning)  # docker prints them on stderr
     if error is not None:
         from dockyard.cli.main import report_error
 
@@ -153,6 +155,10 @@ def _info_text(i: dict[str, Any]) -> str:
     add(f" Swarm: {(i.get('Swarm') or {}).get('LocalNodeState', 'inactive')}")
     add(f" Runtimes: {' '.join(sorted(i.get('Runtimes') or {}))}")
     add(f" Default Runtime: {i.get('DefaultRuntime', '')}")
+    add(f" Init Binary: {i.get('InitBinary', '')}")
+    add(f" containerd version: {(i.get('ContainerdCommit') or {}).get('ID', '')}")
+    add(f" runc version: {(i.get('RuncCommit') or {}).get('ID', '')}")
+    add(f" init version: {(i.get('InitCommit') or {}).get('ID', '')}")
     if i.get("SecurityOptions"):
         add(" Security Options:")
         for option in i["SecurityOptions"]:
@@ -169,7 +175,7 @@ def _info_text(i: dict[str, Any]) -> str:
     add(f" Total Memory: {bytes_size(i.get('MemTotal', 0))}")
     add(f" Name: {i.get('Name', '')}")
     add(f" ID: {i.get('ID', '')}")
-    add(f" Dockyard Root Dir: {i.get('DockerRootDir', '')}")
+    add(f" Docker Root Dir: {i.get('DockerRootDir', '')}")  # docker's label: scripts grep for it
     add(f" Debug Mode: {str(i.get('Debug', False)).lower()}")
     if i.get("Debug"):
         add(f"  File Descriptors: {i.get('NFd', 0)}")
@@ -185,11 +191,7 @@ def _info_text(i: dict[str, Any]) -> str:
         add(" Insecure Registries:")
         out.extend(f"  {cidr}" for cidr in registry["InsecureRegistryCIDRs"])
     add(f" Live Restore Enabled: {str(i.get('LiveRestoreEnabled', False)).lower()}")
-    text = "\n".join(out) + "\n"
-    warnings = i.get("Warnings") or []
-    if warnings:
-        text += "\n" + "\n".join(warnings) + "\n"
-    return text
+    return "\n".join(out) + "\n\n"
 
 
 def _event_time(event: dict[str, Any]) -> str:
@@ -300,16 +302,18 @@ def df(ctx: Context, argv: list[str], name: str) -> int:
     ctx.write("Images space usage:\n\n")
     image_rows = []
     for im in images:
-        tags = im.get("RepoTags") or ["<none>:<none>"]
-        for ref in tags:
-            repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "<none>")
-            image_rows.append({
-                "Repository": repo, "Tag": tag, "ID": im["Id"].split(":", 1)[-1][:12],
-                "CreatedSince": since(im.get("Created", 0)), "Size": human_size(im.get("Size", 0)),
-                "SharedSize": human_size(max(im.get("SharedSize", 0), 0)),
-                "UniqueSize": human_size(im.get("Size", 0) - max(im.get("SharedSize", 0), 0)),
-                "Containers": str(im.get("Containers", 0)),
-            })
+        # As docker: one row per image, named by its first tag.
+        repo, tag = "<none>", "<none>"
+        tags = [t for t in im.get("RepoTags") or [] if t != "<none>:<none>"]
+        if tags:
+            repo, _, tag = tags[0].rpartition(":")
+        image_rows.append({
+            "Repository": repo, "Tag": tag, "ID": im["Id"].split(":", 1)[-1][:12],
+            "CreatedSince": since(im.get("Created", 0)), "Size": human_size(im.get("Size", 0)),
+            "SharedSize": _size4(max(im.get("SharedSize", 0), 0)),
+            "UniqueSize": _size4(im.get("Size", 0) - max(im.get("SharedSize", 0), 0)),
+            "Containers": str(im.get("Containers", 0)),
+        })
     ctx.write(render_rows(None, image_rows,
                           default="table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t"
                                   "{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
@@ -327,7 +331,11 @@ def df(ctx: Context, argv: list[str], name: str) -> int:
     ctx.write("\nLocal Volumes space usage:\n\n")
     ctx.write(render_rows(None, [], default="table {{.Name}}\t{{.Links}}\t{{.Size}}",
                           headers={"Name": "VOLUME NAME"}))
-    ctx.write("\nBuild cache usage: 0B\n")
+    ctx.write(f"\nBuild cache usage: {_size4(cache_size)}\n\n")
+    ctx.write(render_rows(None, [], default="table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t"
+                                              "{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+                          headers={"ID": "CACHE ID", "CacheType": "CACHE TYPE", "CreatedSince": "CREATED",
+                                   "LastUsedSince": "LAST USED", "UsageCount": "USAGE"}))
     return 0
 
 
