@@ -17,7 +17,7 @@ from conftest import need_tool, require_root
 from dockyard.client import Client, TLSConfig
 from dockyard.client.errors import ConnectionFailed
 
-from .harness import Dockyardd, _daemon_env, make_root, new_daemon, run_docker
+from .harness import Dockyardd, _daemon_env, make_root, new_daemon, run_cli, run_docker
 
 
 @pytest.fixture
@@ -147,6 +147,16 @@ def test_tls_verify_on_tcp(daemons: list[Dockyardd], pki: Path, monkeypatch: pyt
                             env={**daemon.env(), "DOCKER_HOST": host, "DOCKER_TLS_VERIFY": "1",
                                  "DOCKER_CERT_PATH": str(pki)})
     assert result.returncode == 0, result.stderr
+    # Dockyard's CLI, with flags and with docker's environment variables.
+    result = run_cli(daemon, "-H", host, "--tlsverify", "--tlscacert", str(pki / "ca.pem"), "--tlscert",
+                     str(pki / "client.pem"), "--tlskey", str(pki / "client-key.pem"), "version", "-f",
+                     "{{.Server.Version}}")
+    assert result.returncode == 0, result.stderr
+    result = run_cli(daemon, "version", "-f", "{{.Server.Version}}",
+                     env={"DOCKYARD_HOST": host, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(pki)})
+    assert result.returncode == 0, result.stderr
+    result = run_cli(daemon, "-H", host, "--tlsverify", "--tlscacert", str(pki / "ca.pem"), "images")
+    assert result.returncode == 1  # no client certificate: the daemon refuses the handshake
     docker = pytest.importorskip("docker")
     # requests lets these variables override a per-session CA bundle.
     for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
