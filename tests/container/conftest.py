@@ -104,6 +104,8 @@ class Env:
                     self.run(service.remove(c.id, force=True), timeout=30)
         with contextlib.suppress(Exception):
             self.run(service.close())
+        with contextlib.suppress(Exception):
+            service.processes.stop_zygote()
         # Whatever survived (a failed test): kill by cgroup, then clean up.
         for controller in Path("/sys/fs/cgroup").iterdir():
             base = controller / self.cgroup_parent.strip("/")

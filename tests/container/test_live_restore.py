@@ -75,7 +75,7 @@ def test_live_restore_after_kill_9(env, tmp_path):
     env.wait_for(lambda: len(_numbers(env.logs(cid))) > len(before) + 5, what="more log lines")
     numbers = _numbers(env.logs(cid))
     assert numbers == list(range(len(numbers)))  # no gap, no duplicate
-    assert len(numbers) >= 40  # ~4 s of output across the kill
+    assert len(numbers) >= 25  # seconds of output, written across the kill
 
     # Re-adopted containers are fully managed: wait, stop, top, stats.
     assert env.run(svc.top(cid))["Processes"]

@@ -1,5 +1,6 @@
 """How the container service runs a container's processes: the interface
-to the per-container supervisor.
+to the per-container supervisor (implemented in :mod:`.supervised` over
+dockyard.runtime.supervisor).
 
 Terms:
 
@@ -48,6 +49,10 @@ class SpawnRequest:
     log: LogSpec
     tty: bool = False
     open_stdin: bool = False
+    #: close the container's stdin when the first attached client closes its side
+    stdin_once: bool = False
+    #: initial terminal size (height, width)
+    console_size: tuple[int, int] | None = None
     #: cgroup of the container, for OOM accounting
     cgroups_path: str = ""
 
@@ -87,3 +92,20 @@ class ProcessBackend(Protocol):
         """Forget a container whose exit was consumed: remove the
         supervisor's files and the runtime's state."""
         ...
+
+    # stdio, relayed by the supervisor: blocking calls returning its
+    # framed streams (see dockyard.runtime.supervisor.protocol)
+
+    def attach(self, handle: dict[str, Any], *, stdin: bool, stdout: bool, stderr: bool) -> Any: ...
+
+    def exec(self, handle: dict[str, Any], process: dict[str, Any], *, exec_id: str, tty: bool, stdin: bool,
+             detach: bool, console_size: tuple[int, int] | None = None) -> Any:
+        """A stream whose EXIT frame carries the exit code, or the pid when
+        ``detach``."""
+        ...
+
+    def exec_inspect(self, handle: dict[str, Any], exec_id: str) -> dict[str, Any]: ...
+
+    def resize(self, handle: dict[str, Any], height: int, width: int, exec_id: str | None = None) -> None: ...
+
+    def close_stdin(self, handle: dict[str, Any]) -> None: ...

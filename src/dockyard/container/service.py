@@ -50,6 +50,8 @@ from .model import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING
                     State, check_name, format_time, new_id, parse_time)
 from .mounts import parse_host_mounts
 from .names import generate_name
+from .execs import (DetachScanner, ExecRecord, exec_process, new_exec_id, parse_detach_keys,
+                    validate_exec_config)
 from .process import ExitStatus, LogSpec, ProcessBackend, SpawnRequest
 from .signals import parse_signal
 from .spec import SpecContext, build_spec
@@ -84,6 +86,12 @@ def _default_seccomp(caps: list[str]) -> dict[str, Any] | None:
     return default_profile(caps)
 
 
+def _console_size(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(n, int) and n > 0 for n in value):
+        return int(value[0]), int(value[1])
+    return None
+
+
 def _exit_code_for(exc: DockyardError) -> int:
     # Docker's convention for a process that could not be started: 127 not
     # found, 126 not executable, 128 anything else.
@@ -103,7 +111,7 @@ class ContainerService:
                  runtime_root: Path | str | None = None, default_runtime: str = "native",
                  default_log_driver: str = "json-file", default_log_options: Mapping[str, str] | None = None,
                  cgroup_parent: str = "/dockyard", host: HostInfo | None = None,
-                 init_binary: str | None = "auto") -> None:
+                 init_binary: str | None = "auto", supervisor_root: Path | str | None = None) -> None:
         self.data_root = Path(data_root)
         self.containers_dir = self.data_root / "containers"
         self.containers_dir.mkdir(parents=True, exist_ok=True, mode=0o710)
@@ -115,12 +123,13 @@ class ContainerService:
         #: dockyard.image's ImageService (commit, changes, export go through it)
         self.image_service = images
         self.images = ImageBackend(images)
-        if processes is None:
-            from .standin_supervisor import StandinProcessBackend
-            processes = StandinProcessBackend()
-        self.processes = processes
         self._publish = publish
         self.runtime_root = Path(runtime_root) if runtime_root else Path("/run/dockyard/runtime")
+        if processes is None:
+            from .supervised import SupervisorBackend
+            processes = SupervisorBackend(Path(supervisor_root) if supervisor_root
+                                          else self.runtime_root.parent / "supervisors")
+        self.processes = processes
         self.default_runtime = default_runtime
         self.default_log_driver = default_log_driver
         self.default_log_options = dict(default_log_options or {})
@@ -134,6 +143,7 @@ class ContainerService:
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}
         self._backoff: dict[str, float] = {}
         self._runtimes: dict[str, Any] = {}
+        self._execs: dict[str, ExecRecord] = {}
         self._closed = False
         self._opened = False
 
@@ -542,6 +552,7 @@ class ContainerService:
             log=LogSpec(log_config.get("Type") or self.default_log_driver, c.log_path or None,
                         dict(log_config.get("Config") or {})),
             tty=bool(c.config.get("Tty")), open_stdin=bool(c.config.get("OpenStdin")),
+            stdin_once=bool(c.config.get("StdinOnce")), console_size=_console_size(c.host_config.get("ConsoleSize")),
             cgroups_path=spec["linux"]["cgroupsPath"])
         try:
             handle = await asyncio.to_thread(self.processes.spawn, request)
@@ -804,6 +815,8 @@ class ContainerService:
         self.db.delete(c.id)
         self._records.pop(c.id, None)
         self._locks.pop(c.id, None)
+        for exec_id in [e.id for e in self._execs.values() if e.container_id == c.id]:
+            del self._execs[exec_id]
         self._backoff.pop(c.id, None)
         for key in [k for k in self._tasks if k[0] == c.id and k[1] != "autoremove"]:
             self._cancel_task(*key)
@@ -926,7 +939,7 @@ class ContainerService:
         return size_rw, size_rw + image_size
 
     def _exec_ids(self, c: Container) -> list[str]:
-        return []
+        return [e.id for e in self._execs.values() if e.container_id == c.id]
 
     async def inspect(self, ref: str, *, size: bool = False) -> dict[str, Any]:
         c = self.resolve(ref)
@@ -1148,6 +1161,194 @@ class ContainerService:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
                 await asyncio.sleep(0.01)
+
+    # ------------------------------------------------------------------ attach / exec
+
+    async def attach(self, ref: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True,
+                     stream: bool = True, logs: bool = False, detach_keys: str | None = None) -> StdioSession:
+        """``POST /containers/{id}/attach``: a session whose ``output()``
+        yields ``(1|2, bytes)`` (the log first with ``logs``, then live
+        output with ``stream``) and whose ``write()`` feeds stdin until the
+        detach keys are typed."""
+        c = self.resolve(ref)
+        keys = parse_detach_keys(detach_keys)
+        if not (stdout or stderr or stdin):
+            raise InvalidArgument("Bad parameters: you must choose at least one stream")
+        live = None
+        if stream and c.state.running and c.supervisor:
+            if c.state.status == PAUSED and stdin:
+                pass  # Docker attaches to paused containers; input waits
+            live = await asyncio.to_thread(self.processes.attach, c.supervisor, stdin=stdin and bool(
+                c.config.get("OpenStdin")), stdout=stdout, stderr=stderr)
+            from .supervised import open_async
+            live = open_async(live)
+        replay = None
+        if logs and c.log_path and (c.host_config.get("LogConfig") or {}).get("Type", "") != "none":
+            replay = self.logs(c.id, stdout=stdout, stderr=stderr)
+        self._emit(c, "attach")
+        return StdioSession(tty=bool(c.config.get("Tty")), live=live, replay=replay, detach_keys=keys,
+                            stdin=stdin and bool(c.config.get("OpenStdin")))
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        """``POST /containers/{id}/resize``."""
+        c = self._running(ref)
+        if height < 0 or width < 0:
+            raise InvalidArgument("invalid terminal size")
+        await asyncio.to_thread(self.processes.resize, c.supervisor, height, width)
+        self._emit(c, "resize", height=str(height), width=str(width))
+
+    def _container_process(self, c: Container) -> dict[str, Any]:
+        try:
+            with open(self._dir(c) / "config.json") as f:
+                return json.load(f).get("process") or {}
+        except (OSError, ValueError):
+            raise Internal(f"container {c.id}: its config.json is unreadable") from None
+
+    def _check_exec_target(self, c: Container) -> None:
+        if c.state.status == PAUSED:
+            raise FailedPrecondition(f"Container {c.id} is paused, unpause the container before exec")
+        if c.state.status == RESTARTING or (c.state.running and not c.supervisor):
+            raise FailedPrecondition(f"Container {c.id} is restarting, wait until the container is running")
+        if not c.state.running:
+            raise FailedPrecondition(f"Container {c.id} is not running")
+
+    async def exec_create(self, ref: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /containers/{id}/exec``: ``{"Id"}``."""
+        c = self.resolve(ref)
+        self._check_exec_target(c)
+        validated = validate_exec_config(dict(config or {}))
+        record = ExecRecord(id=new_exec_id(), container_id=c.id, config=validated)
+        self._execs[record.id] = record
+        self._emit(c, f"exec_create: {record.command_line}", execID=record.id)
+        return {"Id": record.id}
+
+    def _exec(self, exec_id: str) -> ExecRecord:
+        record = self._execs.get(exec_id)
+        if record is None:
+            raise NotFound(f"No such exec instance: {exec_id}")
+        return record
+
+    async def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        """``GET /exec/{id}/json``."""
+        record = self._exec(exec_id)
+        if record.running and record.extra.get("detached"):
+            await self._refresh_detached(record)
+        return record.to_json()
+
+    async def exec_start(self, exec_id: str, *, detach: bool = False, tty: bool | None = None,
+                         console_size: list[int] | tuple[int, int] | None = None) -> StdioSession | None:
+        """``POST /exec/{id}/start``: the I/O session, or None when detached
+        (``exec_inspect`` then tracks it)."""
+        record = self._exec(exec_id)
+        if record.running:
+            raise FailedPrecondition(f"Error: Exec command {exec_id} is already running")
+        if record.started:
+            raise FailedPrecondition(f"Error: Exec command {exec_id} has already run")
+        c = self._records.get(record.container_id)
+        if c is None:
+            raise NotFound(f"No such container: {record.container_id}")
+        self._check_exec_target(c)
+        config = record.config
+        use_tty = bool(config.get("Tty")) if tty is None else bool(tty)
+        size = _console_size(list(console_size) if console_size else config.get("ConsoleSize"))
+        fs_root = self._fs_root(c)
+        process = await asyncio.to_thread(exec_process, self._container_process(c), config, fs_root,
+                                          self.host.available_capabilities())
+        record.started = True
+        want_stdin = bool(config.get("AttachStdin")) and not detach
+        try:
+            result = await asyncio.to_thread(self.processes.exec, c.supervisor, process, exec_id=record.id,
+                                             tty=use_tty, stdin=want_stdin, detach=detach, console_size=size)
+        except DockyardError:
+            record.exit_code = 126
+            raise
+        record.running = True
+        self._emit(c, f"exec_start: {record.command_line}", execID=record.id)
+        if detach:
+            record.pid = int(result)
+            record.extra["detached"] = True
+            self._start_task(record.id, "exec", self._watch_detached(record))
+            return None
+        from .supervised import open_async
+        live = open_async(result)
+        record.pid = int(live.header.get("pid") or 0)
+
+        def finished(code: int | None) -> None:
+            record.running = False
+            record.exit_code = code if code is not None else record.exit_code
+            cur = self._records.get(record.container_id)
+            if cur is not None:
+                self._emit(cur, "exec_die", execID=record.id, exitCode=str(record.exit_code))
+
+        def detached() -> None:
+            # The client let go; the exec runs on and is tracked as detached.
+            record.extra["detached"] = True
+            self._start_task(record.id, "exec", self._watch_detached(record))
+
+        return StdioSession(tty=use_tty, live=live, replay=None,
+                            detach_keys=parse_detach_keys(config.get("DetachKeys")), stdin=want_stdin,
+                            on_end=finished, on_detach=detached)
+
+    async def _refresh_detached(self, record: ExecRecord) -> None:
+        c = self._records.get(record.container_id)
+        if c is None or not c.supervisor:
+            record.running = False
+            return
+        try:
+            doc = await asyncio.to_thread(self.processes.exec_inspect, c.supervisor, record.id)
+        except DockyardError:
+            return
+        if not doc.get("running", True):
+            record.running = False
+            record.exit_code = doc.get("exit_code")
+
+    async def _watch_detached(self, record: ExecRecord) -> None:
+        while record.running:
+            await asyncio.sleep(0.2)
+            await self._refresh_detached(record)
+        c = self._records.get(record.container_id)
+        if c is not None:
+            self._emit(c, "exec_die", execID=record.id, exitCode=str(record.exit_code))
+
+    async def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        """``POST /exec/{id}/resize``."""
+        record = self._exec(exec_id)
+        if not record.running:
+            raise FailedPrecondition(f"Exec {exec_id} is not running")
+        c = self._running(record.container_id)
+        await asyncio.to_thread(self.processes.resize, c.supervisor, height, width, record.id)
+
+    async def _exec_probe(self, cid: str, argv: list[str], timeout: float) -> tuple[int, str]:
+        """Run a healthcheck probe: (exit code, combined output).  Raises
+        asyncio.TimeoutError when it outlives ``timeout`` (it is killed)."""
+        import signal as sig_mod
+        c = self._records.get(cid)
+        if c is None or not c.supervisor:
+            raise FailedPrecondition(f"Container {cid} is not running")
+        process = await asyncio.to_thread(exec_process, self._container_process(c), {"Cmd": argv},
+                                          self._fs_root(c))
+        stream = await asyncio.to_thread(self.processes.exec, c.supervisor, process, exec_id=new_exec_id(),
+                                         tty=False, stdin=False, detach=False)
+        from .supervised import open_async
+        live = open_async(stream)
+        chunks: list[bytes] = []
+
+        async def collect() -> int | None:
+            while (frame := await live.read()) is not None:
+                chunks.append(frame[1])
+            return live.exit_code
+
+        try:
+            code = await asyncio.wait_for(collect(), timeout)
+        except asyncio.TimeoutError:
+            pid = int(live.header.get("pid") or 0)
+            if pid:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, sig_mod.SIGKILL)
+            raise
+        finally:
+            live.close()
+        return (code if code is not None else -1), b"".join(chunks).decode(errors="replace")
 
     # ------------------------------------------------------------------ health
 
@@ -1375,3 +1576,76 @@ async def _as_reader(source: Any) -> _Reader:
         spool.seek(0)
         return _Reader(spool, spool.close)
     raise InvalidArgument("archive body must be bytes, a file or a stream of bytes")
+
+
+class StdioSession:
+    """A live connection to a container's (attach) or an exec's stdio.
+
+    ``output()`` yields ``(stream, bytes)`` with stream 1 (stdout) or 2
+    (stderr; with a tty everything is 1) until the process ends or the
+    session is closed; ``write()`` feeds stdin and returns False once the
+    detach keys were typed (the session is then detached: output stops,
+    the process keeps running); ``exit_code`` is set at the end of an exec.
+    """
+
+    def __init__(self, *, tty: bool, live: Any, replay: AsyncIterator[tuple[str, bytes]] | None,
+                 detach_keys: bytes, stdin: bool, on_end: Callable[[int | None], None] | None = None,
+                 on_detach: Callable[[], None] | None = None) -> None:
+        self.tty = tty
+        self._on_detach = on_detach
+        self.stdin = stdin
+        self._live = live
+        self._replay = replay
+        self._scanner = DetachScanner(detach_keys)
+        self._on_end = on_end
+        self.detached = False
+        self.exit_code: int | None = None
+        self._ended = False
+
+    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        if self._replay is not None:
+            async for stream, data in self._replay:
+                yield (2 if stream == "stderr" and not self.tty else 1), data
+        if self._live is None:
+            self._end(None)
+            return
+        while not self.detached:
+            frame = await self._live.read()
+            if frame is None:
+                break
+            yield frame
+        self._end(self._live.exit_code)
+
+    def _end(self, code: int | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self.exit_code = code
+        if self._on_end is not None and not self.detached:
+            self._on_end(code)
+
+    async def write(self, data: bytes) -> bool:
+        if self._live is None or not self.stdin:
+            return not self.detached
+        passed, detached = self._scanner.feed(data)
+        if passed:
+            await self._live.write(passed)
+        if detached:
+            self.detached = True
+            self._live.close()
+            if self._on_detach is not None:
+                self._on_detach()
+            return False
+        return True
+
+    async def close_stdin(self) -> None:
+        if self._live is not None and self.stdin:
+            await self._live.close_stdin()
+
+    async def resize(self, height: int, width: int) -> None:
+        if self._live is not None:
+            await self._live.resize(height, width)
+
+    async def close(self) -> None:
+        if self._live is not None:
+            self._live.close()
