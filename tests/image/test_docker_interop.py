@@ -4,9 +4,7 @@ loads and runs.  One private dockerd serves the whole file."""
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import shutil
 import stat
 from pathlib import Path

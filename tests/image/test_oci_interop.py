@@ -4,7 +4,6 @@ with matching digests, and what they write Dockyard loads."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 
 from conftest import need_tool
 from dockyard.image import ImageService
-from dockyard.image.archive import SaveImage, oci_manifest
+from dockyard.image.archive import oci_manifest
 from dockyard.image.bootstrap import bootstrap_busybox
 from dockyard.oci.digest import Digest
 from dockyard.store import mounted, open_store

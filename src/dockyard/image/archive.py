@@ -33,7 +33,7 @@ import json
 import os
 import posixpath
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 

@@ -29,7 +29,8 @@ import os
 import platform as host_platform
 import re
 import secrets
-import time
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Sequence
@@ -46,9 +47,8 @@ from . import archive, diff
 from .apply import ApplyOptions, WhiteoutMode, apply_layer
 from .compression import Compression
 from .instructions import apply_changes
+from .progress import IMPORTING, LOADING_LAYER, WRITING_LAYER, ProgressEvent, ProgressFn, reporter, short
 from .unpack import LayerUnpacker
-from .progress import EXTRACTING, IMPORTING, LOADING_LAYER, WRITING_LAYER, ProgressEvent, ProgressFn, reporter, \
-    short
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -180,6 +180,16 @@ class ImageService:
         self.platform = platform or host_platform_spec()
         self.allow_devices = allow_devices
         self.workers = workers if workers is not None else max(2, os.cpu_count() or 2)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the unpacking threads (the store stays open: it is the
+        caller's)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     # -- names ----------------------------------------------------------------
 
@@ -268,8 +278,11 @@ class ImageService:
         if not isinstance(self.store.snapshotter, OverlaySnapshotter) or self.workers < 2:
             yield None
             return
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dockyard-unpack")
         unpacker = LayerUnpacker(self.store, lease.id, ApplyOptions(allow_devices=self.allow_devices), progress,
-                                 self.workers)
+                                 self._pool)
         try:
             yield unpacker
         finally:

@@ -36,7 +36,7 @@ from ..errors import AlreadyExists, NotFound
 from ..oci.digest import Digest
 from ..store import LEASE_LABEL
 from .apply import AppliedLayer, ApplyOptions, WhiteoutMode, apply_layer
-from .compression import detect, Compression
+from .compression import Compression, detect
 from .progress import LOADING_LAYER, ProgressEvent, ProgressFn, short
 
 
@@ -67,15 +67,16 @@ class LayerUnpacker:
     """Loose unpacking jobs of one install operation (overlay only)."""
 
     def __init__(self, store, lease_id: str, options: ApplyOptions, progress: ProgressFn,
-                 workers: int | None = None) -> None:
+                 pool: ThreadPoolExecutor) -> None:
+        """``pool`` is shared and long-lived: worker threads keep their
+        database connections, so a pool per operation would pile them up."""
         self.store = store
         self.lease_id = lease_id
         self.options = ApplyOptions(whiteouts=WhiteoutMode.OVERLAY, allow_devices=options.allow_devices,
                                     same_owner=options.same_owner, limits=options.limits)
         self._progress_lock = threading.Lock()
         self._progress = progress
-        self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2,
-                                        thread_name_prefix="dockyard-unpack")
+        self._pool = pool
         self._jobs: dict[Digest, Future] = {}
         self._lock = threading.Lock()
 
@@ -159,7 +160,8 @@ class LayerUnpacker:
                 sn.remove(loose_key)
 
     def close(self) -> None:
-        """Wait for every job; remove loose snapshots nobody took."""
+        """Wait for this operation's jobs; remove loose snapshots nobody
+        took."""
         with self._lock:
             leftover = list(self._jobs.values())
             self._jobs.clear()
@@ -171,7 +173,6 @@ class LayerUnpacker:
                 continue
             with contextlib.suppress(NotFound):
                 sn.remove(key)
-        self._pool.shutdown(wait=True)
 
 
 Callback = Callable[[Digest], None]
