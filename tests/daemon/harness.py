@@ -149,9 +149,11 @@ def new_daemon(*args: str, config: dict | None = None, start: bool = True) -> Do
     and passed.  The caller must call ``cleanup()`` (use a fixture)."""
     root = make_root()
     extra = list(args)
-    if config is not None:
+    if "--config-file" not in extra:
+        # Always a file of the test's own: the host's /etc/dockyard/daemon.json
+        # must not leak in (its keys could even conflict with our flags).
         path = root / "daemon.json"
-        path.write_text(json.dumps(config))
+        path.write_text(json.dumps(config or {}))
         extra += ["--config-file", str(path)]
     if "-H" not in extra and "--host" not in extra and not (config and "hosts" in config):
         extra += ["-H", f"unix://{root / 'd.sock'}"]

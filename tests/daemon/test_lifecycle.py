@@ -39,8 +39,10 @@ def test_second_daemon_on_same_data_root_is_refused(daemons: list[Dockyardd]) ->
     second = Dockyardd(other_root, ["-H", f"unix://{other_root / 'd.sock'}"])
     daemons.append(second)
     # Same data root as the first daemon, everything else its own.
+    (other_root / "daemon.json").write_text("{}")
     second_args = ["--data-root", str(first.data_root), "--exec-root", str(second.exec_root),
-                   "--pidfile", str(second.pidfile), "-H", f"unix://{second.sock}"]
+                   "--pidfile", str(second.pidfile), "-H", f"unix://{second.sock}",
+                   "--config-file", str(other_root / "daemon.json")]
     result = subprocess.run([sys.executable, "-m", "dockyard.daemon.main", *second_args], capture_output=True,
                             text=True, timeout=60, env=_daemon_env())
     assert result.returncode == 1
