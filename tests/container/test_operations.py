@@ -4,6 +4,7 @@ changes and export on real containers."""
 from __future__ import annotations
 
 import io
+import re
 import json
 import base64
 import tarfile
@@ -245,3 +246,49 @@ def test_commit_and_run_the_new_image(env):
     # the image is in use: the image layer refuses to remove it without force
     users = env.service.image_users(result["Id"])
     assert [u.container_id for u in users] == [new]
+
+
+def test_logs_follow_tail_since_timestamps(env):
+    cid = env.create(["sh", "-c", "for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done"])
+    env.run(env.service.start(cid))
+
+    async def follow():
+        lines = []
+        async for stream, data in env.service.logs(cid, follow=True):
+            lines.append(data)
+        return lines
+
+    # follow ends when the container exits, with everything it wrote
+    assert env.run(follow()) == [f"line {i}\n".encode() for i in range(1, 6)]
+    assert env.logs(cid, tail=2) == "line 4\nline 5\n"
+    assert env.logs(cid, tail=0) == ""
+    stamped = env.logs(cid, timestamps=True).splitlines()
+    assert len(stamped) == 5 and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z line 1$", stamped[0])
+    from dockyard.container.model import parse_time_ns
+    ns = parse_time_ns(stamped[2].split()[0])
+    third = f"{ns // 10**9}.{ns % 10**9:09d}"
+    assert env.logs(cid, since=third) == "line 3\nline 4\nline 5\n"
+    assert env.logs(cid, until=third) == "line 1\nline 2\nline 3\n"  # Docker: until is inclusive
+    with pytest.raises(InvalidArgument, match="you must choose at least one stream"):
+        env.logs(cid, stdout=False, stderr=False)
+    none = env.create(["true"], {"LogConfig": {"Type": "none"}})
+    with pytest.raises(FailedPrecondition, match="configured logging driver does not support reading"):
+        env.logs(none)
+    with pytest.raises(InvalidArgument, match="no log driver named 'bogus'"):
+        env.create(["true"], {"LogConfig": {"Type": "bogus"}})
+
+
+def test_local_log_driver_and_options(env):
+    cid, code = env.run_container(["sh", "-c", "echo via local"], {"LogConfig": {"Type": "local", "Config": {"max-size": "1m"}}})
+    assert env.logs(cid) == "via local\n"
+    assert env.inspect(cid)["HostConfig"]["LogConfig"] == {"Type": "local", "Config": {"max-size": "1m"}}
+
+
+def test_oom_killed(env):
+    cid = env.create(["sh", "-c", "x=a; while true; do x=$x$x; done"], {"Memory": 8 << 20, "MemorySwap": 8 << 20})
+    env.run(env.service.start(cid))
+    result = env.run(env.service.wait(cid))
+    info = env.inspect(cid)
+    assert result["StatusCode"] == 137
+    assert info["State"]["OOMKilled"] is True
+    assert "oom" in env.actions(cid)

@@ -86,6 +86,34 @@ def parse_time(text: str) -> float:
     return dt.timestamp() + frac - offset
 
 
+def parse_time_ns(text: str) -> int:
+    """Nanoseconds since the epoch of an RFC 3339 time, exactly (no float
+    rounding: log ``since``/``until`` bounds compare to the nanosecond)."""
+    if not text or text.startswith("0001-01-01"):
+        return 0
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)?$", text)
+    if not match:
+        raise InvalidArgument(f"invalid time {text!r}: expected RFC 3339")
+    whole = int(parse_time(match.group(1) + (match.group(3) or "Z")))
+    frac = int((match.group(2) or "0").ljust(9, "0"))
+    return whole * 1_000_000_000 + frac
+
+
+def timestamp_ns(value: float | int | str | None) -> int | None:
+    """An API time bound as ns: unix seconds (``"1700000000.5"``, exact
+    for strings), an RFC 3339 string, or a number of seconds.  None/0/""
+    mean unset."""
+    if value in (None, "", 0, "0"):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"\d+(\.\d{1,9})?", text):
+            whole, _, frac = text.partition(".")
+            return int(whole) * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
+        return parse_time_ns(text)
+    return int(round(float(value) * 1_000_000_000))
+
+
 def check_name(name: str) -> str:
     """A valid container name in its stored form ("/name")."""
     if not name or not NAME_RE.match(name):

@@ -32,6 +32,7 @@ import os
 import shutil
 import signal as signal_mod
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping
 
@@ -47,7 +48,7 @@ from .fsutil import atomic_write
 from .hostinfo import HostInfo, probe_host
 from .images import ImageBackend
 from .model import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, ZERO_TIME, Container, Health,
-                    State, check_name, format_time, new_id, parse_time)
+                    State, check_name, format_time, new_id, parse_time, timestamp_ns)
 from .mounts import parse_host_mounts
 from .names import generate_name
 from .execs import (DetachScanner, ExecRecord, exec_process, new_exec_id, parse_detach_keys,
@@ -100,6 +101,17 @@ def _exit_code_for(exc: DockyardError) -> int:
     if isinstance(exc, FailedPrecondition):
         return 126
     return 128
+
+
+@dataclass(frozen=True)
+class ContainerCounts:
+    running: int = 0
+    paused: int = 0
+    stopped: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.running + self.paused + self.stopped
 
 
 class ContainerService:
@@ -228,7 +240,8 @@ class ContainerService:
                 raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
-    def counts(self):
+    def counts(self) -> ContainerCounts:
+        """Running/paused/stopped numbers for ``/info``."""
         running = paused = stopped = 0
         for c in list(self._records.values()):
             if c.state.status == PAUSED:
@@ -237,10 +250,6 @@ class ContainerService:
                 running += 1
             else:
                 stopped += 1
-        try:
-            from ..daemon.engine import ContainerCounts  # only for the daemon's value type
-        except ImportError:
-            return {"running": running, "paused": paused, "stopped": stopped}
         return ContainerCounts(running=running, paused=paused, stopped=stopped)
 
     def image_ids_in_use(self) -> set[str]:
@@ -1049,7 +1058,9 @@ class ContainerService:
         if c.state.status == RESTARTING:
             raise FailedPrecondition(f"Container {c.id} is restarting, wait until the container is running")
         pids = await asyncio.to_thread(self._pids, c)
-        return await asyncio.to_thread(top, pids, ps_args)
+        result = await asyncio.to_thread(top, pids, ps_args)
+        self._emit(c, "top")
+        return result
 
     def _stats_sample(self, c: Container):
         try:
@@ -1093,11 +1104,13 @@ class ContainerService:
     # ------------------------------------------------------------------ logs
 
     async def logs(self, ref: str, *, follow: bool = False, stdout: bool = True, stderr: bool = True,
-                   since: float = 0, until: float = 0, timestamps: bool = False,
+                   since: float | str = 0, until: float | str = 0, timestamps: bool = False,
                    tail: str | int = "all") -> AsyncIterator[tuple[str, bytes]]:
         """``GET /containers/{id}/logs``: ``(stream, bytes)`` pairs, each a
         log line as ``docker logs`` prints it (with its timestamp prefix
-        when asked).  With ``follow``, ends when the container stops."""
+        when asked).  With ``follow``, ends when the container stops.
+        ``since``/``until``: unix seconds (a string keeps nanoseconds
+        exact) or RFC 3339; ``tail``: a count or "all"."""
         from .. import logs as logs_mod
         c = self.resolve(ref)
         if not (stdout or stderr):
@@ -1116,8 +1129,8 @@ class ContainerService:
             if tail_n < 0:
                 tail_n = None
         reader = logs_mod.open_reader(driver, c.log_path, dict(log_config.get("Config") or {}))
-        since_ns = int(since * 1e9) if since else None
-        until_ns = int(until * 1e9) if until else None
+        since_ns = timestamp_ns(since)
+        until_ns = timestamp_ns(until)
         wanted = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
         stop_flag = {"stop": False}
         run_id = c.state.started_at
