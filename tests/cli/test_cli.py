@@ -64,10 +64,14 @@ def test_events_since_until_and_filters(dockyardd: Dockyardd) -> None:
 
 
 @pytest.mark.parametrize("args, status, stderr", [
-    (["frobnicate"], 1, "dockyard: 'frobnicate' is not a dockyard command.\nSee 'dockyard --help'\n"),
-    (["image", "frob"], 1, "dockyard: 'image frob' is not a dockyard command.\nSee 'dockyard image --help'\n"),
-    (["images", "--bogus"], 125, "unknown flag: --bogus\nSee 'dockyard images --help'.\n"),
-    (["--bogus", "images"], 125, "unknown flag: --bogus\nSee 'dockyard --help'.\n"),
+    (["frobnicate"], 1, "dockyard: unknown command: dockyard frobnicate\n\n"
+                        "Run 'dockyard --help' for more information\n"),
+    (["image", "frob"], 1, "dockyard: unknown command: dockyard image frob\n\nUsage:  dockyard image\n\n"
+                           "Run 'dockyard image --help' for more information\n"),
+    (["images", "--bogus"], 125, "unknown flag: --bogus\n\nUsage:  dockyard images [OPTIONS] [REPOSITORY[:TAG]]"
+                                 "\n\nRun 'dockyard images --help' for more information\n"),
+    (["--bogus", "images"], 125, "unknown flag: --bogus\n\nUsage:  dockyard [OPTIONS] COMMAND [ARG...]\n\n"
+                                 "Run 'dockyard --help' for more information\n"),
     (["rmi", "no-such-image"], 1, "Error response from daemon: No such image: no-such-image\n"),
     (["image", "inspect", "no-such-image"], 1, "Error response from daemon: No such image: no-such-image\n"),
     (["inspect", "no-such-thing"], 1, "Error: No such object: no-such-thing\n"),
@@ -83,8 +87,12 @@ def test_errors_and_exit_codes(dockyardd: Dockyardd, args: list[str], status: in
 def test_argument_count_errors(dockyardd: Dockyardd) -> None:
     result = run_cli(dockyardd, "tag", "only-one")
     assert result.returncode == 1
-    assert result.stderr.decode().startswith('"dockyard tag" requires exactly 2 arguments.\n'
-                                             "See 'dockyard tag --help'.\n\nUsage:  dockyard tag ")
+    assert result.stderr.decode() == ("dockyard: 'dockyard tag' requires 2 arguments\n\n"
+                                      "Usage:  dockyard tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]\n\n"
+                                      "Run 'dockyard tag --help' for more information\n")
+    result = run_cli(dockyardd, "rmi")
+    assert result.returncode == 1
+    assert result.stderr.decode().startswith("dockyard: 'dockyard rmi' requires at least 1 argument\n")
 
 
 def test_inspect_prints_found_objects_and_errors(dockyardd: Dockyardd) -> None:

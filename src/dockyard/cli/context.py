@@ -41,32 +41,31 @@ class ArgParser(argparse.ArgumentParser):
         self.command = command
 
     def error(self, message: str) -> NoReturn:
+        # Worded as docker 28 words them.
         if message.startswith("unrecognized arguments: "):
-            flag = message.split(": ", 1)[1].split()[0]
-            if flag.startswith("-"):
-                message = f"unknown flag: {flag}"
-            else:
-                message = f'"{PROG} {self.command}" got unexpected argument {flag!r}'
-        elif message.startswith("the following arguments are required"):
-            raise UsageError(f'"{PROG} {self.command}" requires at least 1 argument.\n'
-                             f"See '{PROG} {self.command} --help'.\n\nUsage:  {self.usage}\n\n{self.description}",
-                             status=1)
-        raise UsageError(f"{message}\nSee '{PROG} {self.command} --help'.")
+            word = message.split(": ", 1)[1].split()[0]
+            if word.startswith("-"):
+                raise UsageError(f"unknown flag: {word}\n\n{self._usage_tail()}")
+            raise UsageError(f"{PROG}: '{PROG} {self.command}' got unexpected argument {word!r}\n\n"
+                             f"{self._usage_tail()}", status=1)
+        raise UsageError(f"{message}\n\n{self._usage_tail()}")
+
+    def _usage_tail(self) -> str:
+        return f"Usage:  {self.usage}\n\nRun '{PROG} {self.command} --help' for more information"
 
     def check_count(self, args: Sequence[str], *, exactly: int | None = None, at_least: int | None = None,
                     at_most: int | None = None) -> None:
-        """docker's "requires exactly N arguments" checks (exit 1)."""
+        """docker's "requires N arguments" checks (exit 1)."""
         n = len(args)
         if exactly is not None and n != exactly:
-            what = f"exactly {exactly} argument{'s' if exactly != 1 else ''}"
+            what = f"{exactly} argument{'s' if exactly != 1 else ''}"
         elif at_least is not None and n < at_least:
             what = f"at least {at_least} argument{'s' if at_least != 1 else ''}"
         elif at_most is not None and n > at_most:
             what = f"at most {at_most} argument{'s' if at_most != 1 else ''}"
         else:
             return
-        raise UsageError(f'"{PROG} {self.command}" requires {what}.\nSee \'{PROG} {self.command} --help\'.\n\n'
-                         f"Usage:  {self.usage}\n\n{self.description}", status=1)
+        raise UsageError(f"{PROG}: '{PROG} {self.command}' requires {what}\n\n{self._usage_tail()}", status=1)
 
 
 class Context:

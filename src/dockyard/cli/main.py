@@ -22,6 +22,7 @@ from dockyard.cli.registry import COMMANDS, GROUPS, CommandSpec
 
 GLOBAL_FLAGS_WITH_VALUE = {"-H", "--host", "-l", "--log-level", "--tlscacert", "--tlscert", "--tlskey",
                            "--config", "-c", "--context"}
+GLOBAL_USAGE_TAIL = f"Usage:  {PROG} [OPTIONS] COMMAND [ARG...]\n\nRun '{PROG} --help' for more information"
 GLOBAL_SWITCHES = {"-D", "--debug", "--tls", "--tlsverify", "-v", "--version", "-h", "--help"}
 #: short global flags -> their long names
 GLOBAL_ALIASES = {"-H": "host", "-l": "log-level", "-c": "context", "-D": "debug", "-v": "version", "-h": "help"}
@@ -68,14 +69,14 @@ def _split_globals(argv: list[str]) -> tuple[dict[str, object], list[str]]:
         if name in GLOBAL_FLAGS_WITH_VALUE:
             if not eq:
                 if i + 1 >= len(argv):
-                    raise UsageError(f"flag needs an argument: {name}\nSee '{PROG} --help'.")
+                    raise UsageError(f"flag needs an argument: {name}\n\n{GLOBAL_USAGE_TAIL}")
                 value = argv[i + 1]
                 i += 1
             opts[GLOBAL_ALIASES.get(name, name.lstrip("-"))] = value
         elif arg in GLOBAL_SWITCHES:
             opts[GLOBAL_ALIASES.get(arg, arg.lstrip("-"))] = True
         else:
-            raise UsageError(f"unknown flag: {name}\nSee '{PROG} --help'.")
+            raise UsageError(f"unknown flag: {name}\n\n{GLOBAL_USAGE_TAIL}")
         i += 1
     return opts, argv[i:]
 
@@ -110,12 +111,13 @@ def resolve(args: list[str]) -> tuple[CommandSpec | None, str, list[str], str | 
             return None, word, [], group_usage(word)
         spec = GROUPS[word].find(args[1])
         if spec is None:
-            raise UsageError(f"{PROG}: '{word} {args[1]}' is not a {PROG} command.\nSee '{PROG} {word} --help'",
-                             status=1)
+            raise UsageError(f"{PROG}: unknown command: {PROG} {word} {args[1]}\n\nUsage:  {PROG} {word}\n\n"
+                             f"Run '{PROG} {word} --help' for more information", status=1)
         return spec, f"{word} {args[1]}", args[2:], None
     spec = COMMANDS.get(word)
     if spec is None:
-        raise UsageError(f"{PROG}: '{word}' is not a {PROG} command.\nSee '{PROG} --help'", status=1)
+        raise UsageError(f"{PROG}: unknown command: {PROG} {word}\n\nRun '{PROG} --help' for more information",
+                         status=1)
     return spec, word, args[1:], None
 
 
