@@ -68,7 +68,13 @@ class HijackedSocket:
         self.sock.sendall(data)
 
     def close_write(self) -> None:
-        """Half-close: the daemon sees the end of stdin, output keeps coming."""
+        """Half-close: the daemon sees the end of stdin, output keeps coming.
+
+        Not over TLS: Python's ssl module cannot half-close (shutdown()
+        drops the TLS session for reading too), so there the daemon only
+        sees the end when the connection closes."""
+        if hasattr(self.sock, "unwrap"):  # an ssl.SSLSocket
+            return
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
