@@ -116,5 +116,13 @@ def test_umoci_unpacks_and_repacks(images: ImageService, data_root: Path):
         assert (upper / "umoci-was-here").read_text() == "yes\n"
         assert os.stat(upper / "hello", follow_symlinks=False).st_rdev == 0  # a whiteout, overlay form
         assert len(record.layers) == 3
+        # saved again, the image keeps umoci's manifest (and so its digest)
+        index = json.loads((layout / "index.json").read_text())
+        original = [d["digest"] for d in index["manifests"]
+                    if d.get("annotations", {}).get("org.opencontainers.image.ref.name") == "repacked"]
+        again = data_root / "again"
+        service.save_oci_layout(["repacked:1"], again)
+        saved = json.loads((again / "index.json").read_text())["manifests"]
+        assert [d["digest"] for d in saved] == original
     finally:
         other.close()

@@ -185,6 +185,23 @@ def test_save_load_round_trip(service: ImageService, store, data_root: Path):
         other.close()
 
 
+def test_load_tar_of_oci_layout(service: ImageService, data_root: Path):
+    """A plain OCI layout packed as a tar (no manifest.json): names come
+    from the index annotations."""
+    service.load(io.BytesIO(classic_save_tar([([layer_tar(BASE), layer_tar(TOP)], {"Cmd": ["x"]}, ["lay:1"])])))
+    layout = data_root / "layout"
+    service.save_oci_layout(["lay:1"], layout)
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w") as tar:
+        tar.add(layout, arcname=".")
+    other = open_store(data_root / "other")
+    try:
+        result = ImageService(other).load(io.BytesIO(packed.getvalue()))
+        assert result.images[0].image_id == service.resolve("lay:1") and result.images[0].tags == ("lay:1",)
+    finally:
+        other.close()
+
+
 def test_save_by_id_has_no_tags(service: ImageService):
     service.load(io.BytesIO(classic_save_tar([([layer_tar(BASE)], {}, ["a:1"])])))
     out = io.BytesIO()

@@ -440,10 +440,16 @@ class SaveImage:
     config: bytes
     layers: tuple[SaveLayer, ...]
     tags: tuple[Reference, ...] = ()
+    #: the image's original manifest (from a pull or an OCI load), written
+    #: as it was so its digest - the RepoDigest - survives the round trip
+    manifest: Manifest | None = None
 
 
 def oci_manifest(image: SaveImage) -> Manifest:
-    """The OCI manifest Dockyard writes for an image (deterministic)."""
+    """The manifest written for an image: its original one when known,
+    else a deterministic OCI manifest."""
+    if image.manifest is not None:
+        return image.manifest
     return Manifest(
         config=Descriptor(mediatype.OCI_CONFIG, image.image_id, len(image.config)),
         layers=tuple(Descriptor(layer.media_type, layer.digest, layer.size) for layer in image.layers),
@@ -459,10 +465,11 @@ def index_descriptors(images: Iterable[SaveImage]) -> list[Descriptor]:
         manifest = oci_manifest(image)
         data = manifest.to_bytes()
         digest = Digest.from_bytes(data)
+        media_type = manifest.media_type or mediatype.OCI_MANIFEST
         if not image.tags:
-            out.append(Descriptor(mediatype.OCI_MANIFEST, digest, len(data)))
+            out.append(Descriptor(media_type, digest, len(data)))
         for tag in image.tags:
-            out.append(Descriptor(mediatype.OCI_MANIFEST, digest, len(data), annotations={
+            out.append(Descriptor(media_type, digest, len(data), annotations={
                 ANNOTATION_IMAGE_NAME: str(tag), ANNOTATION_REF_NAME: tag.tag or "latest"}))
     return out
 

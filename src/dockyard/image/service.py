@@ -38,8 +38,8 @@ from typing import BinaryIO, Callable, Iterable, Sequence
 from ..errors import AlreadyExists, DockyardError, FailedPrecondition, InvalidArgument, NotFound
 from ..oci import mediatype
 from ..oci.digest import Digest
-from ..oci.image import ContainerConfig, History, ImageConfig, Platform, RootFS, canonical_bytes, chain_id, \
-    chain_ids, format_time
+from ..oci.image import ContainerConfig, History, ImageConfig, Manifest, Platform, RootFS, canonical_bytes, \
+    chain_id, chain_ids, format_time, parse_document
 from ..oci.reference import Reference, parse_any_reference, parse_reference
 from ..store import CONTENT, DIGEST, LEASE_LABEL, SNAPSHOT, TAG, ImageRecord, LayerRecord, Store
 from ..store.overlay import OverlaySnapshotter
@@ -535,8 +535,21 @@ class ImageService:
                 media = mediatype.DOCKER_TO_OCI.get(media, media)
                 layers.append(archive.SaveLayer(layer.digest, self.store.content.info(layer.digest).size, media))
             images.append(archive.SaveImage(image_id, self.store.content.read_bytes(image_id), tuple(layers),
-                                            tuple(chosen[image_id])))
+                                            tuple(chosen[image_id]), self._original_manifest(record, layers)))
         return images
+
+    def _original_manifest(self, record: ImageRecord, layers: list[archive.SaveLayer]) -> Manifest | None:
+        """A manifest kept with the image that describes exactly its config
+        and stored layer blobs, if there is one."""
+        for digest in record.content:
+            try:
+                document = parse_document(self.store.content.read_bytes(digest))
+            except (InvalidArgument, NotFound):
+                continue
+            if (isinstance(document, Manifest) and document.config.digest == record.id
+                    and [d.digest for d in document.layers] == [layer.digest for layer in layers]):
+                return document
+        return None
 
     def save(self, names: Sequence[str], out: BinaryIO, progress: ProgressFn | None = None) -> None:
         """Write ``names`` as a ``docker save`` archive to ``out``."""
