@@ -4,6 +4,7 @@ their true exit code; AutoRemove and restart policies apply."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -120,3 +121,18 @@ def test_exit_while_down_without_record_is_marked(env):
     info = env.inspect(cid)
     assert info["State"]["Status"] == "exited" and info["State"]["ExitCode"] == 255
     assert "exit status unknown" in info["State"]["Error"] or "without recording" in info["State"]["Error"]
+
+
+def test_policies_on_daemon_start(env):
+    always = env.create(["sleep", "100"], {"RestartPolicy": {"Name": "always"}})
+    unless = env.create(["sleep", "100"], {"RestartPolicy": {"Name": "unless-stopped"}})
+    plain = env.create(["sleep", "100"])
+    for cid in (always, unless, plain):
+        env.run(env.service.start(cid))
+        env.run(env.service.stop(cid, timeout=1))
+    env.run(env.service.close())
+    env.service = env.new_service()
+    env.wait_for(lambda: env.inspect(always)["State"]["Running"], what="always container back")
+    env.run(asyncio.sleep(0.3))
+    assert not env.inspect(unless)["State"]["Running"]   # stopped by hand: stays stopped
+    assert not env.inspect(plain)["State"]["Running"]

@@ -282,10 +282,15 @@ class ContainerService:
                 log.error("reconciling container %s: %s", c.id, exc)
         await asyncio.to_thread(self._clean_orphans)
         for c in list(self._records.values()):
-            if c.state.status in (EXITED, CREATED) and c.has_been_started and not c.manually_stopped:
-                policy = parse_restart_policy(c.host_config.get("RestartPolicy"))
-                if policy.name in ("always", "unless-stopped"):
-                    self._start_task(c.id, "restart", self._restart_later(c.id, 0.0))
+            if c.state.status not in (EXITED, CREATED) or not c.has_been_started:
+                continue
+            # Docker: on daemon start, "always" brings a container back even
+            # after a manual stop; "unless-stopped" only if it was not stopped
+            # by hand.
+            policy = parse_restart_policy(c.host_config.get("RestartPolicy"))
+            if policy.name == "always" or (policy.name == "unless-stopped" and not c.manually_stopped):
+                c.manually_stopped = False
+                self._start_task(c.id, "restart", self._restart_later(c.id, 0.0))
 
     async def close(self) -> None:
         """Stop watching; leave every container running (live-restore)."""
