@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import require_root
+from daemon.rootconf import require_root
 from daemon.harness import Dockyardd, new_daemon
 
 

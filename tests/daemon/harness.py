@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import unmount_under
+from .rootconf import unmount_under
 
 DOCKYARDD = [sys.executable, "-m", "dockyard.daemon.main"]
 START_TIMEOUT = 20.0

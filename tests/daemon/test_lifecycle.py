@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_tool, require_root
+from .rootconf import need_tool, require_root
 from dockyard.client import Client, TLSConfig
 from dockyard.client.errors import ConnectionFailed
 
