@@ -1,1 +1,27 @@
-"""dockyard.daemon layer (see shared/DESIGN.md)."""
+"""dockyard.daemon: dockyardd, the Engine API server (see shared/DESIGN.md).
+
+Modules, each with the details in its docstring:
+
+``main``       entry point: flags + daemon.json, data-root lock, pid file,
+               listeners, serve until SIGTERM/SIGINT (containers untouched)
+``config``     DaemonConfig and dockerd's rules for flags vs daemon.json
+``listeners``  -H addresses, unix socket permissions, TCP/TLS policy
+``lock``       one daemon per data root (flock), the pid file
+``engine``     Engine: what routes get (config, event bus, services)
+``services``   opening the store, image and container services
+``app``        the aiohttp app: API versions, error table, RouteTable,
+               request helpers (json_response, query_bool, in_executor)
+``errors``     DockyardError class -> HTTP status
+``events``     EventBus (ring of 256 + live subscribers), Event, Publisher
+``filters``    Docker's ``filters`` query parameter
+``streaming``  jsonmessage progress streams, request bodies and response
+               bodies streamed through worker threads
+``hijack``     101 UPGRADED raw streams for attach/exec, stdcopy frames
+``sysinfo``    host facts for /version and /info
+``routes``     one module per resource; ROUTE_MODULES lists them
+
+Adding container routes: write ``routes/containers.py`` with
+``register(routes, engine)``, use ``engine.containers`` (opened by
+``services.open_container_service``), ``hijack`` for attach/exec and
+``streaming`` for logs/export, and add the module to ``ROUTE_MODULES``.
+"""
