@@ -147,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except DockyardError as e:
             log.error("%s", e.message)
             return 1
+        except OSError as e:
+            log.error("cannot start: %s", e)
+            return 1
     return 0
 
 
