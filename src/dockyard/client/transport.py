@@ -274,11 +274,13 @@ class Connection:
                 self.close()
                 if fresh or attempt or not (body is None or isinstance(body, bytes)):
                     raise
-        raise AssertionError("unreachable")
+        raise ConnectionFailed(f"no answer from {self.endpoint}")  # not reached: the loop returns or raises
 
     def _write_request(self, method: str, url: str, headers: dict[str, str],
                        body: bytes | IO[bytes] | Iterable[bytes] | None) -> None:
-        assert self.sock is not None
+        sock = self.sock
+        if sock is None:
+            raise ConnectionFailed(f"not connected to {self.endpoint}")
         lines = [f"{method} {url} HTTP/1.1"]
         streaming = False
         if body is None:
@@ -296,20 +298,20 @@ class Connection:
         lines.extend(f"{k}: {v}" for k, v in headers.items())
         head = ("\r\n".join(lines) + "\r\n\r\n").encode()
         if body is None or streaming:
-            self.sock.sendall(head)
+            sock.sendall(head)
         else:
-            self.sock.sendall(head + body)  # type: ignore[operator]
+            sock.sendall(head + body)  # type: ignore[operator]
         if streaming:
             chunked = "Transfer-Encoding" in headers
             for data in _body_chunks(body):  # type: ignore[arg-type]
                 if not data:
                     continue
                 if chunked:
-                    self.sock.sendall(b"%x\r\n" % len(data) + data + b"\r\n")
+                    sock.sendall(b"%x\r\n" % len(data) + data + b"\r\n")
                 else:
-                    self.sock.sendall(data)
+                    sock.sendall(data)
             if chunked:
-                self.sock.sendall(b"0\r\n\r\n")
+                sock.sendall(b"0\r\n\r\n")
 
     def _read_head(self) -> tuple[int, str, dict[str, str]]:
         line = self.rfile.readline(65537)
