@@ -110,12 +110,13 @@ def test_close_never_kills(env):
 def test_exit_while_down_without_record_is_marked(env):
     cid = env.create(["sleep", "100"])
     env.run(env.service.start(cid))
+    pid = env.inspect(cid)["State"]["Pid"]
     env.run(env.service.close())
     # Kill the supervisor and the container behind the service's back: no
     # exit status gets recorded.
     c = env.service._records[cid]
     os.kill(c.supervisor["supervisor_pid"], signal.SIGKILL)
-    os.kill(env.inspect(cid)["State"]["Pid"], signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
     time.sleep(0.3)
     env.service = env.new_service()
     info = env.inspect(cid)

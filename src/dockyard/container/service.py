@@ -31,7 +31,9 @@ import logging
 import os
 import shutil
 import signal as signal_mod
+import functools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping
@@ -156,6 +158,12 @@ class ContainerService:
         self._backoff: dict[str, float] = {}
         self._runtimes: dict[str, Any] = {}
         self._execs: dict[str, ExecRecord] = {}
+        # Blocking work runs on the service's own pools, never the loop's
+        # default executor: short lifecycle steps on one, and the threads
+        # that live as long as a stream (log follow, export, cp) on another,
+        # so a crowd of `logs -f` clients cannot starve start/stop.
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="dockyard-container")
+        self._stream_pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="dockyard-stream")
         self._closed = False
         self._opened = False
 
@@ -174,6 +182,10 @@ class ContainerService:
         if lock is None:
             lock = self._locks[cid] = asyncio.Lock()
         return lock
+
+    def _io(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future:
+        """Run a blocking step on the service's pool."""
+        return asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     def _runtime(self, name: str) -> Any:
         rt = self._runtimes.get(name)
@@ -272,7 +284,7 @@ class ContainerService:
         if self._opened:
             return
         self._opened = True
-        records = await asyncio.to_thread(lambda: list(self.db.all()))
+        records = await self._io(lambda: list(self.db.all()))
         for c in records:
             self._records[c.id] = c
         for c in records:
@@ -280,7 +292,7 @@ class ContainerService:
                 await self._reconcile(c)
             except DockyardError as exc:
                 log.error("reconciling container %s: %s", c.id, exc)
-        await asyncio.to_thread(self._clean_orphans)
+        await self._io(self._clean_orphans)
         for c in list(self._records.values()):
             if c.state.status not in (EXITED, CREATED) or not c.has_been_started:
                 continue
@@ -302,6 +314,8 @@ class ContainerService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        self._pool.shutdown(wait=False)
+        self._stream_pool.shutdown(wait=False)
 
     async def _reconcile(self, c: Container) -> None:
         status = c.state.status
@@ -329,7 +343,7 @@ class ContainerService:
             self._start_task(c.id, "restart", self._restart_later(c.id, 0.0))
             return
         # Stopped containers keep no mounts.
-        await asyncio.to_thread(self._unmount_rootfs, c)
+        await self._io(self._unmount_rootfs, c)
 
     def _clean_orphans(self) -> None:
         """Mounts, snapshots and directories of containers that have no
@@ -377,7 +391,7 @@ class ContainerService:
             get_runtime(hc["Runtime"], self.runtime_root / hc["Runtime"])
         except Unavailable as exc:
             raise InvalidArgument(f"unknown or invalid runtime name: {hc['Runtime']}: {exc}") from None
-        image = await asyncio.to_thread(self.images.resolve, image_ref)
+        image = await self._io(self.images.resolve, image_ref)
         merged = merge_image_config(dict(config), image.config)
         merged = validate_config(merged, hc)
         for ref_mode in (hc.get("NetworkMode"), hc.get("IpcMode"), hc.get("PidMode")):
@@ -413,9 +427,9 @@ class ContainerService:
                     if attempt == 9:
                         raise
         try:
-            await asyncio.to_thread(self._make_container_files, c, image.top_layer)
+            await self._io(self._make_container_files, c, image.top_layer)
         except BaseException:
-            await asyncio.to_thread(self._remove_files, c)
+            await self._io(self._remove_files, c)
             self.db.delete(cid)
             raise
         self._records[cid] = c
@@ -555,7 +569,7 @@ class ContainerService:
 
     async def _start_locked(self, c: Container) -> None:
         try:
-            bundle, spec = await asyncio.to_thread(self._prepare_bundle, c)
+            bundle, spec = await self._io(self._prepare_bundle, c)
         except DockyardError as exc:
             self._set_state(c, error=str(exc))
             raise
@@ -569,9 +583,9 @@ class ContainerService:
             stdin_once=bool(c.config.get("StdinOnce")), console_size=_console_size(c.host_config.get("ConsoleSize")),
             cgroups_path=spec["linux"]["cgroupsPath"])
         try:
-            handle = await asyncio.to_thread(self.processes.spawn, request)
+            handle = await self._io(self.processes.spawn, request)
         except DockyardError as exc:
-            await asyncio.to_thread(self._unmount_rootfs, c)
+            await self._io(self._unmount_rootfs, c)
             self._set_state(c, status=EXITED if c.has_been_started else CREATED, error=str(exc),
                             exit_code=_exit_code_for(exc), pid=0)
             raise
@@ -602,9 +616,9 @@ class ContainerService:
             self._cancel_task(cid, "health")
             if handle:
                 with contextlib.suppress(DockyardError, OSError):
-                    await asyncio.to_thread(self.processes.release, handle)
+                    await self._io(self.processes.release, handle)
             c.supervisor = {}
-            await asyncio.to_thread(self._unmount_rootfs, c)
+            await self._io(self._unmount_rootfs, c)
             started = parse_time(c.state.started_at)
             ran_for = time.time() - started if started else 0.0
             finished = status.finished_at or format_time()
@@ -714,12 +728,12 @@ class ContainerService:
         if fut.done():
             return
         paused = c.state.status == PAUSED
-        await asyncio.to_thread(self._signal, c, sig)
+        await self._io(self._signal, c, sig)
         if paused:
-            await asyncio.to_thread(self._thaw, c)
+            await self._io(self._thaw, c)
         if await self._await_future(fut, None if timeout < 0 else timeout):
             return
-        await asyncio.to_thread(self._signal, c, signal_mod.SIGKILL, all_processes=True)
+        await self._io(self._signal, c, signal_mod.SIGKILL, all_processes=True)
         if not await self._await_future(fut, KILL_WAIT):
             raise Internal(f"container {c.id} did not exit {KILL_WAIT:.0f}s after SIGKILL")
 
@@ -760,9 +774,9 @@ class ContainerService:
                 self._save(c)
             paused = c.state.status == PAUSED
         self._emit(c, "kill", signal=str(sig))
-        await asyncio.to_thread(self._signal, c, sig, all_processes=sig == signal_mod.SIGKILL)
+        await self._io(self._signal, c, sig, all_processes=sig == signal_mod.SIGKILL)
         if paused and sig in (signal_mod.SIGKILL, stop_signal):
-            await asyncio.to_thread(self._thaw, c)
+            await self._io(self._thaw, c)
 
     async def restart(self, ref: str, *, timeout: int | None = None, signal: str | int | None = None) -> None:
         """``POST /containers/{id}/restart``."""
@@ -811,7 +825,8 @@ class ContainerService:
             await self._kill_and_wait(c, signal_mod.SIGKILL, 0)
         async with self._lock(c.id):
             if c.id not in self._records:
-                raise NotFound(f"No such container: {ref}")
+                return  # AutoRemove got there first
+
             if c.state.status == REMOVING and not force:
                 raise FailedPrecondition(f"removal of container {c.id} is already in progress")
             await self._remove_locked(c, force=force)
@@ -823,9 +838,9 @@ class ContainerService:
         self._save(c)
         if c.supervisor:
             with contextlib.suppress(DockyardError, OSError):
-                await asyncio.to_thread(self.processes.release, c.supervisor)
-        await asyncio.to_thread(self._remove_runtime_state, c)
-        await asyncio.to_thread(self._remove_files, c)
+                await self._io(self.processes.release, c.supervisor)
+        await self._io(self._remove_runtime_state, c)
+        await self._io(self._remove_files, c)
         self.db.delete(c.id)
         self._records.pop(c.id, None)
         self._locks.pop(c.id, None)
@@ -853,7 +868,7 @@ class ContainerService:
                 raise FailedPrecondition(f"Container {c.id} is restarting, wait until the container is running")
             if c.state.status != RUNNING:
                 raise FailedPrecondition(f"Container {c.id} is not running")
-            await asyncio.to_thread(self._runtime(c.runtime).pause, c.id)
+            await self._io(self._runtime(c.runtime).pause, c.id)
             self._set_state(c, status=PAUSED)
             self._emit(c, "pause")
 
@@ -862,7 +877,7 @@ class ContainerService:
         async with self._lock(c.id):
             if c.state.status != PAUSED:
                 raise FailedPrecondition(f"Container {c.id} is not paused")
-            await asyncio.to_thread(self._runtime(c.runtime).resume, c.id)
+            await self._io(self._runtime(c.runtime).resume, c.id)
             self._set_state(c, status=RUNNING)
             self._emit(c, "unpause")
 
@@ -921,7 +936,7 @@ class ContainerService:
                 res.pop("devices", None)
                 if new_hc.get("PidsLimit") == -1:
                     res["pids"] = {"limit": -1}
-                await asyncio.to_thread(self._apply_resources, c, res)
+                await self._io(self._apply_resources, c, res)
             c.host_config = new_hc
             self._save(c)
             self._emit(c, "update")
@@ -959,8 +974,8 @@ class ContainerService:
         c = self.resolve(ref)
         size_rw = size_root = None
         if size:
-            size_rw, size_root = await asyncio.to_thread(self._sizes, c)
-        graph = await asyncio.to_thread(self._graph_driver, c)
+            size_rw, size_root = await self._io(self._sizes, c)
+        graph = await self._io(self._graph_driver, c)
         return inspect_json(c, exec_ids=self._exec_ids(c), graph_driver=graph, size_rw=size_rw,
                             size_root_fs=size_root)
 
@@ -1004,12 +1019,12 @@ class ContainerService:
             if not show_all and not c.state.running:
                 continue
             # The ancestor filter reads image records: off the loop.
-            matched = await asyncio.to_thread(flt.matches, c) if "ancestor" in flt.filters else flt.matches(c)
+            matched = await self._io(flt.matches, c) if "ancestor" in flt.filters else flt.matches(c)
             if not matched:
                 continue
             size_rw = size_root = None
             if size:
-                size_rw, size_root = await asyncio.to_thread(self._sizes, c)
+                size_rw, size_root = await self._io(self._sizes, c)
             result.append(summary_json(c, size_rw=size_rw, size_root_fs=size_root))
             if limit is not None and limit > 0 and len(result) >= limit:
                 break
@@ -1032,7 +1047,7 @@ class ContainerService:
                 continue
             if "label!" in f and any(match_labels(c.labels, [item]) for item in f["label!"]):
                 continue
-            size_rw, _ = await asyncio.to_thread(self._sizes, c)
+            size_rw, _ = await self._io(self._sizes, c)
             try:
                 await self.remove(c.id)
             except DockyardError as exc:
@@ -1062,8 +1077,8 @@ class ContainerService:
         c = self._running(ref)
         if c.state.status == RESTARTING:
             raise FailedPrecondition(f"Container {c.id} is restarting, wait until the container is running")
-        pids = await asyncio.to_thread(self._pids, c)
-        result = await asyncio.to_thread(top, pids, ps_args)
+        pids = await self._io(self._pids, c)
+        result = await self._io(top, pids, ps_args)
         self._emit(c, "top")
         return result
 
@@ -1086,7 +1101,7 @@ class ContainerService:
         if not stream and not one_shot:
             # Docker's non-stream answer carries a real precpu sample taken
             # a second before.
-            sample = await asyncio.to_thread(self._stats_sample, c)
+            sample = await self._io(self._stats_sample, c)
             doc = stats_mod.stats_document(container_id=c.id, name=c.name, read=format_time(), preread=preread,
                                            sample=sample, system_usage=stats_mod.system_cpu_usage(),
                                            previous=None)
@@ -1095,7 +1110,7 @@ class ContainerService:
         while True:
             if c.id not in self._records or not c.state.running:
                 return
-            sample = await asyncio.to_thread(self._stats_sample, c)
+            sample = await self._io(self._stats_sample, c)
             now = format_time()
             doc = stats_mod.stats_document(container_id=c.id, name=c.name, read=now, preread=preread,
                                            sample=sample, system_usage=stats_mod.system_cpu_usage(),
@@ -1164,7 +1179,7 @@ class ContainerService:
             finally:
                 asyncio.run_coroutine_threadsafe(queue.put(sentinel), loop).result()
 
-        worker = loop.run_in_executor(None, pump)
+        worker = loop.run_in_executor(self._stream_pool, pump)
         try:
             while True:
                 item = await queue.get()
@@ -1196,7 +1211,7 @@ class ContainerService:
         if stream and c.state.running and c.supervisor:
             if c.state.status == PAUSED and stdin:
                 pass  # Docker attaches to paused containers; input waits
-            live = await asyncio.to_thread(self.processes.attach, c.supervisor, stdin=stdin and bool(
+            live = await self._io(self.processes.attach, c.supervisor, stdin=stdin and bool(
                 c.config.get("OpenStdin")), stdout=stdout, stderr=stderr)
             from .supervised import open_async
             live = open_async(live)
@@ -1212,7 +1227,7 @@ class ContainerService:
         c = self._running(ref)
         if height < 0 or width < 0:
             raise InvalidArgument("invalid terminal size")
-        await asyncio.to_thread(self.processes.resize, c.supervisor, height, width)
+        await self._io(self.processes.resize, c.supervisor, height, width)
         self._emit(c, "resize", height=str(height), width=str(width))
 
     def _container_process(self, c: Container) -> dict[str, Any]:
@@ -1270,12 +1285,12 @@ class ContainerService:
         use_tty = bool(config.get("Tty")) if tty is None else bool(tty)
         size = _console_size(list(console_size) if console_size else config.get("ConsoleSize"))
         fs_root = self._fs_root(c)
-        process = await asyncio.to_thread(exec_process, self._container_process(c), config, fs_root,
+        process = await self._io(exec_process, self._container_process(c), config, fs_root,
                                           self.host.available_capabilities())
         record.started = True
         want_stdin = bool(config.get("AttachStdin")) and not detach
         try:
-            result = await asyncio.to_thread(self.processes.exec, c.supervisor, process, exec_id=record.id,
+            result = await self._io(self.processes.exec, c.supervisor, process, exec_id=record.id,
                                              tty=use_tty, stdin=want_stdin, detach=detach, console_size=size)
         except DockyardError:
             record.exit_code = 126
@@ -1313,7 +1328,7 @@ class ContainerService:
             record.running = False
             return
         try:
-            doc = await asyncio.to_thread(self.processes.exec_inspect, c.supervisor, record.id)
+            doc = await self._io(self.processes.exec_inspect, c.supervisor, record.id)
         except DockyardError:
             return
         if not doc.get("running", True):
@@ -1334,7 +1349,7 @@ class ContainerService:
         if not record.running:
             raise FailedPrecondition(f"Exec {exec_id} is not running")
         c = self._running(record.container_id)
-        await asyncio.to_thread(self.processes.resize, c.supervisor, height, width, record.id)
+        await self._io(self.processes.resize, c.supervisor, height, width, record.id)
 
     async def _exec_probe(self, cid: str, argv: list[str], timeout: float) -> tuple[int, str]:
         """Run a healthcheck probe: (exit code, combined output).  Raises
@@ -1343,9 +1358,9 @@ class ContainerService:
         c = self._records.get(cid)
         if c is None or not c.supervisor:
             raise FailedPrecondition(f"Container {cid} is not running")
-        process = await asyncio.to_thread(exec_process, self._container_process(c), {"Cmd": argv},
+        process = await self._io(exec_process, self._container_process(c), {"Cmd": argv},
                                           self._fs_root(c))
-        stream = await asyncio.to_thread(self.processes.exec, c.supervisor, process, exec_id=new_exec_id(),
+        stream = await self._io(self.processes.exec, c.supervisor, process, exec_id=new_exec_id(),
                                          tty=False, stdin=False, detach=False)
         from .supervised import open_async
         live = open_async(stream)
@@ -1402,20 +1417,20 @@ class ContainerService:
                 yield self._fs_root(c)
                 return
             from ..linux.mount import is_mountpoint
-            already = await asyncio.to_thread(is_mountpoint, self._rootfs(c))
+            already = await self._io(is_mountpoint, self._rootfs(c))
             if not already:
-                await asyncio.to_thread(self._ensure_rootfs_mounted, c)
+                await self._io(self._ensure_rootfs_mounted, c)
             try:
                 yield self._rootfs(c)
             finally:
                 if not already:
-                    await asyncio.to_thread(self._unmount_rootfs, c)
+                    await self._io(self._unmount_rootfs, c)
 
     async def archive_stat(self, ref: str, path: str) -> archive_mod.PathStat:
         """``HEAD /containers/{id}/archive``."""
         c = self.resolve(ref)
         async with self._filesystem(c) as root:
-            return await asyncio.to_thread(archive_mod.stat_path, root, path, c.bare_name)
+            return await self._io(archive_mod.stat_path, root, path, c.bare_name)
 
     async def archive_get(self, ref: str, path: str) -> tuple[archive_mod.PathStat, AsyncIterator[bytes]]:
         """``GET /containers/{id}/archive``: the path's stat and the tar
@@ -1424,14 +1439,15 @@ class ContainerService:
         ctx = self._filesystem(c)
         root = await ctx.__aenter__()
         try:
-            stat = await asyncio.to_thread(archive_mod.stat_path, root, path, c.bare_name)
+            stat = await self._io(archive_mod.stat_path, root, path, c.bare_name)
         except BaseException:
             await ctx.__aexit__(None, None, None)
             raise
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                async for chunk in _thread_stream(lambda out: archive_mod.write_archive(root, path, out, c.bare_name)):
+                async for chunk in _thread_stream(lambda out: archive_mod.write_archive(root, path, out, c.bare_name),
+                                                 self._stream_pool):
                     yield chunk
             finally:
                 await ctx.__aexit__(None, None, None)
@@ -1446,7 +1462,7 @@ class ContainerService:
         async with self._filesystem(c) as root:
             reader = await _as_reader(source)
             try:
-                await asyncio.to_thread(archive_mod.extract_archive, root, path, reader.file, c.bare_name,
+                await self._io(archive_mod.extract_archive, root, path, reader.file, c.bare_name,
                                         read_only=bool(c.host_config.get("ReadonlyRootfs")),
                                         copy_uid_gid=copy_uid_gid,
                                         no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
@@ -1457,7 +1473,7 @@ class ContainerService:
         """``GET /containers/{id}/changes``: ``[{"Path", "Kind"}]`` with Kind
         0 modified, 1 added, 2 deleted."""
         c = self.resolve(ref)
-        found = await asyncio.to_thread(self.image_service.changes, c.snapshot_key)
+        found = await self._io(self.image_service.changes, c.snapshot_key)
         return [{"Path": ch.path if isinstance(ch.path, str) else os.fsdecode(ch.path), "Kind": int(ch.kind)}
                 for ch in found]
 
@@ -1465,7 +1481,8 @@ class ContainerService:
         """``GET /containers/{id}/export``: the flattened filesystem as a tar."""
         c = self.resolve(ref)
         self._emit(c, "export")
-        async for chunk in _thread_stream(lambda out: self.image_service.export(c.snapshot_key, out)):
+        async for chunk in _thread_stream(lambda out: self.image_service.export(c.snapshot_key, out),
+                                         self._stream_pool):
             yield chunk
 
     async def commit(self, ref: str, *, repo: str = "", tag: str = "", comment: str = "", author: str = "",
@@ -1492,16 +1509,16 @@ class ContainerService:
         paused_here = False
         async with self._lock(c.id):
             if pause and c.state.status == RUNNING:
-                await asyncio.to_thread(self._runtime(c.runtime).pause, c.id)
+                await self._io(self._runtime(c.runtime).pause, c.id)
                 paused_here = True
             try:
-                image_id = await asyncio.to_thread(
+                image_id = await self._io(
                     self.image_service.commit, c.snapshot_key, base_image=c.image_id, config=new_config,
                     changes=list(changes), author=author, comment=comment, container_id=c.id,
                     reference=reference)
             finally:
                 if paused_here:
-                    await asyncio.to_thread(self._runtime(c.runtime).resume, c.id)
+                    await self._io(self._runtime(c.runtime).resume, c.id)
         self._emit(c, "commit", comment=comment, imageID=str(image_id), imageRef=reference or "")
         return {"Id": str(image_id)}
 
@@ -1516,12 +1533,25 @@ class ContainerService:
 
 # ---------------------------------------------------------------------- stream helpers
 
-async def _thread_stream(produce: Callable[[Any], Any], chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
-    """Run ``produce(out)`` in a thread, writing to a file-like ``out``;
-    yield what it writes as it writes it (with back-pressure)."""
-    import queue as queue_mod
-    q: queue_mod.Queue = queue_mod.Queue(maxsize=16)
+class _Cancelled(Exception):
+    """The consumer of a thread stream went away."""
+
+
+async def _thread_stream(produce: Callable[[Any], Any], executor: ThreadPoolExecutor,
+                         chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    """Run ``produce(out)`` in a thread of ``executor``, writing to a
+    file-like ``out``; yield what it writes as it writes it.  The producer
+    waits while the consumer is behind (back-pressure); the consumer waits
+    on the loop, holding no thread."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue(maxsize=8)
     done = object()
+    state = {"cancelled": False}
+
+    def put(item: Any) -> None:
+        if state["cancelled"]:
+            raise _Cancelled()
+        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
 
     class _Out:
         def __init__(self) -> None:
@@ -1530,7 +1560,7 @@ async def _thread_stream(produce: Callable[[Any], Any], chunk_size: int = 256 * 
         def write(self, data: bytes) -> int:
             self.buf += data
             if len(self.buf) >= chunk_size:
-                q.put(bytes(self.buf))
+                put(bytes(self.buf))
                 self.buf.clear()
             return len(data)
 
@@ -1543,26 +1573,29 @@ async def _thread_stream(produce: Callable[[Any], Any], chunk_size: int = 256 * 
         try:
             produce(out)
             if out.buf:
-                q.put(bytes(out.buf))
-            q.put(done)
+                put(bytes(out.buf))
+            put(done)
+        except _Cancelled:
+            pass
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-            q.put(exc)
+            with contextlib.suppress(_Cancelled, RuntimeError):
+                put(exc)
 
-    loop = asyncio.get_running_loop()
-    worker = loop.run_in_executor(None, run)
+    worker = loop.run_in_executor(executor, run)
     try:
         while True:
-            item = await asyncio.to_thread(q.get)
+            item = await queue.get()
             if item is done:
                 break
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
+        state["cancelled"] = True
         # Drain so a producer blocked on a full queue can finish.
         while not worker.done():
-            with contextlib.suppress(queue_mod.Empty):
-                q.get_nowait()
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
             await asyncio.sleep(0.01)
 
 
@@ -1590,7 +1623,7 @@ async def _as_reader(source: Any) -> _Reader:
     if hasattr(source, "__aiter__"):
         spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
         async for chunk in source:
-            await asyncio.to_thread(spool.write, chunk)
+            spool.write(chunk)  # memory until 8 MiB, then a temp file write
         spool.seek(0)
         return _Reader(spool, spool.close)
     raise InvalidArgument("archive body must be bytes, a file or a stream of bytes")
