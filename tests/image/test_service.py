@@ -355,3 +355,18 @@ def test_progress_events(service: ImageService):
     assert {"Loading blob", "Loading layer"} <= statuses
     layer_events = [e for e in events if e.status == "Loading layer"]
     assert layer_events[-1].current >= 6 << 20
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DOCKYARD_TEST_DEBOOTSTRAP"),
+                    reason="debootstrap downloads ~40 MB from a Debian mirror; set DOCKYARD_TEST_DEBOOTSTRAP=1")
+def test_bootstrap_debian(service: ImageService, store, data_root: Path):
+    from conftest import need_tool
+    from dockyard.image.bootstrap import bootstrap_debian
+
+    need_tool("debootstrap")
+    image_id = bootstrap_debian(service, "bookworm")
+    assert service.inspect("debian:bookworm")["Id"] == str(image_id)
+    layer = store.snapshotter.fs_dir(str(service.top_layer("debian:bookworm")))
+    assert (layer / "etc" / "debian_version").read_text().startswith("12")
+    assert (layer / "bin" / "bash").exists() or (layer / "usr" / "bin" / "bash").exists()
