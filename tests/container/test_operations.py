@@ -292,3 +292,10 @@ def test_oom_killed(env):
     assert result["StatusCode"] == 137
     assert info["State"]["OOMKilled"] is True
     assert "oom" in env.actions(cid)
+
+
+def test_native_runtime_init_without_tini(env):
+    env.service.init_binary = None   # a host without docker-init/tini
+    cid, code = env.run_container(["sh", "-c", "cat /proc/1/comm; echo $$"], {"Init": True})
+    out = env.logs(cid).split()
+    assert code == 0 and out[0] == "dockyard-init" and out[1] != "1"

@@ -631,3 +631,14 @@ def test_host_config_defaults():
     assert hc["LogConfig"] == {"Type": "local", "Config": {}}
     assert hc["CgroupnsMode"] == "host"
     assert warnings == []
+
+
+def test_unsupported_fields_are_errors_or_warnings():
+    with pytest.raises(InvalidArgument, match="VolumesFrom is not supported yet"):
+        normalize_host_config({"VolumesFrom": ["other"]}, HOST)
+    with pytest.raises(InvalidArgument, match='could not select device driver "nvidia"'):
+        normalize_host_config({"DeviceRequests": [{"Driver": "nvidia", "Capabilities": [["gpu"]]}]}, HOST)
+    _, warnings = normalize_host_config({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}, HOST)
+    assert any("port publishing is not available yet" in w for w in warnings)
+    _, warnings = normalize_host_config({"NetworkMode": "host", "PortBindings": {"80/tcp": [{}]}}, HOST)
+    assert warnings == ["Published ports are discarded when using host network mode"]

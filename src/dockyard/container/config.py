@@ -623,6 +623,22 @@ def normalize_host_config(hc: dict[str, Any] | None, host: HostInfo, *,
         if not os.path.exists(entry["PathOnHost"]):
             raise InvalidArgument(f"error gathering device information while adding custom device "
                                   f"\"{entry['PathOnHost']}\": no such file or directory")
+    if hc.get("VolumesFrom"):
+        raise InvalidArgument("VolumesFrom is not supported yet: volumes are not available")
+    if hc.get("VolumeDriver"):
+        raise InvalidArgument("VolumeDriver is not supported yet: volumes are not available")
+    for request in hc.get("DeviceRequests") or []:
+        driver = (request or {}).get("Driver") or ""
+        caps = (request or {}).get("Capabilities") or []
+        raise InvalidArgument(f"could not select device driver \"{driver}\" with capabilities: {caps}")
+    if hc.get("PortBindings") or hc.get("PublishAllPorts"):
+        if net == "host":
+            warnings.append("Published ports are discarded when using host network mode")
+        elif not container_ref(net):
+            # TODO(network issue): publish ports through NAT.
+            warnings.append("port publishing is not available yet: PortBindings and PublishAllPorts are ignored")
+    if hc.get("Links"):
+        warnings.append("legacy links are not supported: Links are ignored")
     rules = hc.get("DeviceCgroupRules") or []
     if not isinstance(rules, list):
         raise InvalidArgument("invalid DeviceCgroupRules: expected a list of strings")

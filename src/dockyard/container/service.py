@@ -398,6 +398,11 @@ class ContainerService:
             ref = container_ref(ref_mode or "")
             if ref:
                 self.resolve(ref)  # must exist (Docker checks at create)
+        image_volumes = sorted((image.config.get("Volumes") or {}).keys())
+        if image_volumes:
+            # TODO(volume issue): anonymous volumes for the image's VOLUMEs.
+            warnings.append(f"the image declares volumes ({', '.join(image_volumes)}); volumes are not "
+                            f"available yet, so these paths stay in the container's writable layer")
         if network_mode(hc) == "bridge":
             warnings.append("bridge networking is not available yet: the container gets a private network "
                             "namespace with only a loopback interface")
@@ -555,11 +560,17 @@ class ContainerService:
             if c.host_config.get("IpcMode") == "shareable":
                 shm = self._ensure_shm(c)
             annotations = {"org.dockyard.container.name": c.bare_name}
+            init_binary = self.init_binary
+            if c.host_config.get("Init") and not init_binary:
+                if c.runtime != "native":
+                    raise FailedPrecondition("Init needs docker-init (tini) on the host; none was found")
+                # The native runtime's own init (an opt-in annotation).
+                annotations["org.dockyard.init"] = "true"
             ctx = SpecContext(
                 container_id=c.id, rootfs=self._rootfs(c), host=self.host,
                 hostname_path=cdir / "hostname", hosts_path=cdir / "hosts", resolv_conf_path=cdir / "resolv.conf",
                 cgroup_parent=self.cgroup_parent, namespace_paths=paths, shm_path=shm,
-                default_seccomp=_default_seccomp, init_binary=self.init_binary, annotations=annotations)
+                default_seccomp=_default_seccomp, init_binary=init_binary, annotations=annotations)
             spec = build_spec(c.config, c.host_config, ctx)
             atomic_write(cdir / "config.json", json.dumps(spec, indent=1))
         except BaseException:
