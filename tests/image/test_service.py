@@ -370,3 +370,22 @@ def test_bootstrap_debian(service: ImageService, store, data_root: Path):
     layer = store.snapshotter.fs_dir(str(service.top_layer("debian:bookworm")))
     assert (layer / "etc" / "debian_version").read_text().startswith("12")
     assert (layer / "bin" / "bash").exists() or (layer / "usr" / "bin" / "bash").exists()
+
+
+def test_service_limits_and_device_policy(store, data_root: Path):
+    from dockyard.image import TarLimits
+
+    strict = ImageService(store, allow_devices=False, limits=TarLimits(max_total_size=1 << 20))
+    big = classic_save_tar([([layer_tar({"big": os.urandom(2 << 20)})], {}, ["big:1"])])
+    with pytest.raises(InvalidArgument, match="limit"):
+        strict.load(io.BytesIO(big))
+    _assert_empty(store)
+    device = tarfile.TarInfo("dev/mem")
+    device.type, device.devmajor, device.devminor = tarfile.CHRTYPE, 1, 1
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.addfile(device)
+    with pytest.raises(InvalidArgument, match="device nodes are not allowed"):
+        strict.load(io.BytesIO(classic_save_tar([([buf.getvalue()], {}, ["dev:1"])])))
+    _assert_empty(store)
+    strict.close()

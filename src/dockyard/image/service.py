@@ -48,6 +48,7 @@ from .apply import ApplyOptions, WhiteoutMode, apply_layer
 from .compression import Compression
 from .instructions import apply_changes
 from .progress import IMPORTING, LOADING_LAYER, WRITING_LAYER, ProgressEvent, ProgressFn, reporter, short
+from .tarfmt import TarLimits
 from .unpack import LayerUnpacker
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -173,12 +174,15 @@ class ImageService:
     """Image operations over one :class:`~dockyard.store.Store`."""
 
     def __init__(self, store: Store, platform: Platform | None = None, allow_devices: bool = True,
-                 workers: int | None = None) -> None:
-        """``workers``: threads unpacking layers side by side on overlay
-        (default: one per CPU; 1 unpacks strictly in order)."""
+                 workers: int | None = None, limits: TarLimits | None = None) -> None:
+        """``allow_devices``: device nodes in layers (off: such layers are
+        refused); ``limits``: bounds for untrusted layer tars; ``workers``:
+        threads unpacking layers side by side on overlay (default: one per
+        CPU, at least 2; 1 unpacks strictly in order)."""
         self.store = store
         self.platform = platform or host_platform_spec()
         self.allow_devices = allow_devices
+        self.limits = limits or TarLimits()
         self.workers = workers if workers is not None else max(2, os.cpu_count() or 2)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -271,6 +275,9 @@ class ImageService:
 
         return hook
 
+    def _apply_options(self, whiteouts: WhiteoutMode) -> ApplyOptions:
+        return ApplyOptions(whiteouts=whiteouts, allow_devices=self.allow_devices, limits=self.limits)
+
     @contextlib.contextmanager
     def _unpacker(self, lease, progress: ProgressFn):
         """Concurrent unpacking (overlay only: other snapshotters stack by
@@ -281,7 +288,7 @@ class ImageService:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dockyard-unpack")
-        unpacker = LayerUnpacker(self.store, lease.id, ApplyOptions(allow_devices=self.allow_devices), progress,
+        unpacker = LayerUnpacker(self.store, lease.id, self._apply_options(WhiteoutMode.OVERLAY), progress,
                                  self._pool)
         try:
             yield unpacker
@@ -313,7 +320,7 @@ class ImageService:
         sn.prepare(key, str(parent) if parent is not None else None, labels={LEASE_LABEL: lease.id})
         try:
             target, mode = self._layer_target(key)
-            options = ApplyOptions(whiteouts=mode, allow_devices=self.allow_devices)
+            options = self._apply_options(mode)
 
             def on_bytes(n: int) -> None:
                 progress(ProgressEvent(LOADING_LAYER, label, n, None))
@@ -621,7 +628,7 @@ class ImageService:
             sn.prepare(key, None, labels={LEASE_LABEL: lease.id})
             try:
                 target, mode = self._layer_target(key)
-                options = ApplyOptions(whiteouts=mode, allow_devices=self.allow_devices)
+                options = self._apply_options(mode)
                 with store.content.open_writer(ref="import") as writer:
                     applied = apply_layer(_Tee(source, writer), target, options,
                                           lambda n: report(ProgressEvent(IMPORTING, "", n, None)))
