@@ -13,6 +13,7 @@ Modules:
                   two-directory diffs
 ``instructions``  Dockerfile-style ``--change`` lines -> image config
 ``archive``       ``docker save`` archives and OCI layouts, read and written
+``unpack``        concurrent layer unpacking on overlay (loose, then stacked)
 ``service``       :class:`ImageService`: import, load/save, tag/untag/remove,
                   inspect, history, list, commit, changes, export
 ``bootstrap``     ``busybox:latest`` from the host's busybox-static
@@ -28,6 +29,7 @@ Typical use (the daemon's)::
         result = images.load(f, progress=print)
     images.inspect("busybox")          # Docker's JSON shape
     images.remove("busybox", in_use=containers_using)
+    images.close()                     # at shutdown: stops the unpack threads
 """
 
 from .apply import AppliedLayer, ApplyOptions, WhiteoutMode, apply_layer
