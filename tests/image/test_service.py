@@ -389,3 +389,28 @@ def test_service_limits_and_device_policy(store, data_root: Path):
         strict.load(io.BytesIO(classic_save_tar([([buf.getvalue()], {}, ["dev:1"])])))
     _assert_empty(store)
     strict.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-order", "concurrent"])
+def test_layer_root_metadata_survives_stacking(store, workers: int):
+    """A layer's own root (mode, opaque marker) is kept whether it was
+    unpacked in place or loose and then stacked."""
+    root_entry = tarfile.TarInfo("./")
+    root_entry.type, root_entry.mode, root_entry.mtime = tarfile.DIRTYPE, 0o711, 1_234_567_890
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.addfile(root_entry)
+        opaque = tarfile.TarInfo("./.wh..wh..opq")
+        tar.addfile(opaque)
+        data = b"top"
+        item = tarfile.TarInfo("./only")
+        item.size = len(data)
+        tar.addfile(item, io.BytesIO(data))
+    service = ImageService(store, workers=workers)
+    service.load(io.BytesIO(classic_save_tar([([layer_tar(BASE), buf.getvalue()], {}, ["rooted:1"])])))
+    top = store.snapshotter.fs_dir(str(service.top_layer("rooted:1")))
+    st = top.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o711 and st.st_mtime == 1_234_567_890
+    assert os.getxattr(top, "trusted.overlay.opaque") == b"y"
+    assert (top / "only").read_bytes() == b"top"
+    service.close()

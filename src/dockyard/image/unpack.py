@@ -53,9 +53,9 @@ def move_tree(src: Path, dst: Path) -> None:
     ``dst`` on the same filesystem, and give ``dst`` the owner, mode,
     xattrs (an opaque marker among them) and times of ``src``."""
     src_b, dst_b = os.fsencode(src), os.fsencode(dst)
+    st = os.lstat(src_b)  # before the renames, which touch its mtime
     for name in os.listdir(src_b):
         os.rename(src_b + b"/" + name, dst_b + b"/" + name)
-    st = os.lstat(src_b)
     os.chown(dst_b, st.st_uid, st.st_gid)
     os.chmod(dst_b, stat.S_IMODE(st.st_mode))
     for key in os.listxattr(src_b):
