@@ -414,3 +414,34 @@ def test_layer_root_metadata_survives_stacking(store, workers: int):
     assert os.getxattr(top, "trusted.overlay.opaque") == b"y"
     assert (top / "only").read_bytes() == b"top"
     service.close()
+
+
+def test_concurrent_and_in_order_unpacking_agree(data_root: Path):
+    """Byte for byte and stat for stat, both unpack paths make the same layers."""
+    archive = classic_save_tar([([layer_tar(BASE), layer_tar(TOP), layer_tar({"etc": None, "etc/new": b"n"})],
+                                 {}, ["agree:1"])])
+
+    def layer_trees(workers: int) -> list[dict]:
+        store = open_store(data_root / f"store-{workers}")
+        try:
+            service = ImageService(store, workers=workers)
+            service.load(io.BytesIO(archive))
+            trees = []
+            for chain in store.metadata.get_image(service.resolve("agree:1")).layers:
+                top = store.snapshotter.fs_dir(str(chain))
+                found = {}
+                for dirpath, dirnames, filenames in os.walk(top):
+                    for name in [""] + dirnames + filenames:
+                        path = Path(dirpath) / name
+                        st = path.lstat()
+                        found[str(path.relative_to(top))] = (
+                            st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_rdev,
+                            sorted(os.listxattr(path, follow_symlinks=False)),
+                            path.read_bytes() if stat.S_ISREG(st.st_mode) else None)
+                trees.append(found)
+            service.close()
+            return trees
+        finally:
+            store.close()
+
+    assert layer_trees(1) == layer_trees(2)
