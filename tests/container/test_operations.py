@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import json
+import asyncio
 import base64
 import tarfile
 import time
@@ -299,3 +300,46 @@ def test_native_runtime_init_without_tini(env):
     cid, code = env.run_container(["sh", "-c", "cat /proc/1/comm; echo $$"], {"Init": True})
     out = env.logs(cid).split()
     assert code == 0 and out[0] == "dockyard-init" and out[1] != "1"
+
+
+def test_restart_events_and_update_stopped(env):
+    cid = env.create(["sleep", "100"])
+    env.run(env.service.start(cid))
+    env.run(env.service.restart(cid, timeout=1))
+    assert env.actions(cid)[-5:] == ["kill", "die", "stop", "start", "restart"]
+    env.run(env.service.stop(cid, timeout=1))
+    env.run(env.service.update(cid, {"Memory": 32 << 20, "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 1}}))
+    env.run(env.service.start(cid))
+    with open(f"/sys/fs/cgroup/memory{env.cgroup_parent}/{cid}/memory.limit_in_bytes") as f:
+        assert int(f.read()) == 32 << 20
+    auto = env.create(["true"], {"AutoRemove": True})
+    with pytest.raises(InvalidArgument, match="Restart policy cannot be updated because AutoRemove is enabled"):
+        env.run(env.service.update(auto, {"RestartPolicy": {"Name": "always"}}))
+    with pytest.raises(InvalidArgument, match="unknown field"):
+        env.run(env.service.update(cid, {"Image": "x"}))
+
+
+def test_prune_filters(env):
+    keep = env.create(["true"], Labels={"keep": "yes"})
+    old = env.create(["true"], Labels={"keep": "no"})
+    result = env.run(env.service.prune({"label!": ["keep=yes"]}))
+    assert result["ContainersDeleted"] == [old]
+    result = env.run(env.service.prune({"until": ["1h"]}))   # nothing is an hour old
+    assert result["ContainersDeleted"] is None
+    with pytest.raises(InvalidArgument, match="invalid filter 'status'"):
+        env.run(env.service.prune({"status": ["exited"]}))
+    result = env.run(env.service.prune({"label": ["keep"]}))
+    assert result["ContainersDeleted"] == [keep]
+
+
+def test_wait_removed(env):
+    cid = env.create(["true"])
+
+    async def wait_then_remove():
+        waiter = env.loop.create_task(env.service.wait(cid, "removed"))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        await env.service.remove(cid)
+        return await waiter
+
+    assert env.run(wait_then_remove())["StatusCode"] == 0

@@ -326,8 +326,10 @@ class ContainerService:
             handle = c.supervisor
             exit_status = self.processes.exit_status(handle) if handle else None
             if handle and exit_status is None and self.processes.alive(handle):
-                # Still running: watch it again.
-                self._ensure_rootfs_mounted(c)
+                # Still running: watch it again (and give the host side its
+                # rootfs mount back if it was lost, e.g. after a host-side
+                # unmount; the container's own view never depended on it).
+                await self._io(self._ensure_rootfs_mounted, c)
                 self._start_task(c.id, "monitor", self._monitor(c.id, dict(handle)))
                 hc = health_settings(c.config.get("Healthcheck"))
                 if hc is not None:
@@ -359,11 +361,10 @@ class ContainerService:
             if entry.name not in known and len(entry.name) == 64:
                 shutil.rmtree(entry, ignore_errors=True)
         sn = self.store.snapshotter
-        with contextlib.suppress(Exception):
-            for info in list(sn.walk(label=("dockyard/container", None))):
-                if info.labels.get("dockyard/container") not in known:
-                    with contextlib.suppress(DockyardError):
-                        sn.remove(info.name)
+        for info in list(sn.walk(label=("dockyard/container", None))):
+            if info.labels.get("dockyard/container") not in known:
+                with contextlib.suppress(DockyardError):
+                    sn.remove(info.name)
 
     # ------------------------------------------------------------------ create
 
@@ -386,9 +387,10 @@ class ContainerService:
         if log_config["Type"] == self.default_log_driver and not log_config["Config"]:
             log_config["Config"] = dict(self.default_log_options)
         logs.validate(log_config["Type"], log_config["Config"])
-        from ..runtime.registry import get_runtime
+        if platform and platform.split("/", 1)[0] != "linux":
+            raise InvalidArgument(f"invalid platform {platform!r}: only linux containers run here")
         try:
-            get_runtime(hc["Runtime"], self.runtime_root / hc["Runtime"])
+            self._runtime(hc["Runtime"])
         except Unavailable as exc:
             raise InvalidArgument(f"unknown or invalid runtime name: {hc['Runtime']}: {exc}") from None
         image = await self._io(self.images.resolve, image_ref)
@@ -493,12 +495,12 @@ class ContainerService:
                 unmount_all(path)
 
     def _ensure_shm(self, c: Container) -> Path:
-        from ..linux.mount import is_mountpoint, mount
+        from ..linux.mount import MS_NODEV, MS_NOEXEC, MS_NOSUID, is_mountpoint, mount
         shm = self._dir(c) / "shm"
         shm.mkdir(exist_ok=True)
         if not is_mountpoint(shm):
             size = int(c.host_config.get("ShmSize") or 64 << 20)
-            mount("shm", shm, "tmpfs", 0x2 | 0x4 | 0x8, f"mode=1777,size={size}")
+            mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"mode=1777,size={size}")
         return shm
 
     # ------------------------------------------------------------------ start
@@ -604,7 +606,6 @@ class ContainerService:
         c.has_been_started = True
         health = Health() if health_settings(c.config.get("Healthcheck")) is not None else None
         c.state = State(status=RUNNING, pid=self.processes.pid(handle), started_at=format_time(), health=health)
-        c.extra["started_monotonic"] = time.monotonic()
         self._save(c)
         self._emit(c, "start")
         self._start_task(c.id, "monitor", self._monitor(c.id, dict(handle)))
