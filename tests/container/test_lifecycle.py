@@ -125,3 +125,25 @@ def test_list_and_filters(env):
     result = env.run(env.service.prune())
     assert set(result["ContainersDeleted"]) == {done, created}
     assert ids(env.run(env.service.list(all=True))) == [running]
+
+
+def test_bad_input_leaves_nothing_behind(env, tmp_path):
+    from conftest import mounts_under
+    containers = env.root / "data" / "containers"
+    before = set(os.listdir(containers))
+    snapshots = {i.name for i in env.store.snapshotter.walk()}
+    with pytest.raises(InvalidArgument, match="bind source path does not exist"):
+        env.create(["true"], {"Mounts": [{"Type": "bind", "Source": str(tmp_path / "missing"), "Target": "/x"}]})
+    with pytest.raises(InvalidArgument, match="Minimum memory limit allowed is 6MB"):
+        env.create(["true"], {"Memory": 1})
+    assert set(os.listdir(containers)) == before
+    assert {i.name for i in env.store.snapshotter.walk()} == snapshots
+    assert env.run(env.service.list(all=True)) == []
+    # a start that fails (unknown user) keeps the container, with no mount
+    cid = env.create(["true"], User="ghost")
+    with pytest.raises(InvalidArgument):
+        env.run(env.service.start(cid))
+    assert mounts_under(containers / cid) == []
+    env.run(env.service.remove(cid))
+    assert set(os.listdir(containers)) == before
+    assert {i.name for i in env.store.snapshotter.walk()} == snapshots

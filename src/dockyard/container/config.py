@@ -565,7 +565,12 @@ def normalize_host_config(hc: dict[str, Any] | None, host: HostInfo, *,
         if not isinstance(caps, list):
             raise InvalidArgument(f"invalid {key}: expected a list of capability names")
         hc[key] = [normalize_capability(c) for c in caps] or None
-    parse_security_opts(hc.get("SecurityOpt"))
+    security = parse_security_opts(hc.get("SecurityOpt"))
+    if security.apparmor and not host.apparmor and security.apparmor != "unconfined":
+        warnings.append(f"AppArmor is not enabled on this host: security option apparmor={security.apparmor} "
+                        f"is not applied")
+    if security.labels:
+        warnings.append("SELinux is not enabled on this host: label security options are not applied")
     validate_ulimits(hc.get("Ulimits"))
 
     policy = parse_restart_policy(hc.get("RestartPolicy"))
