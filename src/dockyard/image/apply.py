@@ -326,6 +326,8 @@ class _Applier:
             os.mknod(name, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent)
             if self.options.same_owner:
                 os.chown(name, entry.uid, entry.gid, dir_fd=parent, follow_symlinks=False)
+            # dated like its tar entry, so the same layer always unpacks the same
+            os.utime(name, ns=self._times(entry), dir_fd=parent, follow_symlinks=False)
 
     # -- metadata ------------------------------------------------------------
 
