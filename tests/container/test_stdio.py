@@ -76,11 +76,11 @@ def test_exec_user_workdir_stdin_tty(env):
     session = env.run(env.service.exec_start(exec_id))
     out = collect(env, session, b"through stdin\n")
     assert out[1] == b"through stdin\n" and session.exit_code == 0
-    exec_id = env.run(env.service.exec_create(cid, {"Cmd": ["sh", "-c", "tty; stty size"], "Tty": True,
+    exec_id = env.run(env.service.exec_create(cid, {"Cmd": ["sh", "-c", "tty; stty size; echo $TERM"], "Tty": True,
                                                     "AttachStdout": True, "ConsoleSize": [30, 100]}))["Id"]
     session = env.run(env.service.exec_start(exec_id))
     out = collect(env, session)
-    assert out[1].replace(b"\r", b"").split(b"\n")[:2] == [b"/dev/pts/0", b"30 100"]
+    assert out[1].replace(b"\r", b"").split(b"\n")[:3] == [b"/dev/pts/0", b"30 100", b"xterm"]
     assert out[2] == b""  # a tty has one stream
 
 

@@ -152,6 +152,8 @@ def exec_process(container_process: dict[str, Any], exec_config: dict[str, Any],
     process["args"] = list(exec_config["Cmd"])
     process["terminal"] = bool(exec_config.get("Tty"))
     env = list(process.get("env") or [])
+    if exec_config.get("Tty") and not any(e.startswith("TERM=") for e in env):
+        env.append("TERM=xterm")
     process["env"] = replace_or_append_env(env, list(exec_config.get("Env") or []))
     if exec_config.get("WorkingDir"):
         process["cwd"] = exec_config["WorkingDir"]
