@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor_helpers import make_config
+from supervisor_helpers import make_config, runtime_names
 
 
 @pytest.fixture
@@ -29,3 +29,16 @@ def make_bundle(tmp_path: Path, busybox_rootfs: Path):
     return make
 
 
+
+
+@pytest.fixture(params=runtime_names())
+def harness(request, tmp_path):
+    from supervisor_helpers import Harness
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: runs real containers")
+    h = Harness(tmp_path, request.param)
+    try:
+        yield h
+    finally:
+        h.cleanup()

@@ -106,3 +106,78 @@ def kill_pid(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {predicate}")
+        time.sleep(interval)
+
+
+class Harness:
+    """A private supervisor state dir and runtime root; teardown kills
+    whatever the test started: containers, supervisors, the zygote."""
+
+    def __init__(self, tmp_path: Path, runtime: str) -> None:
+        from dockyard.runtime.supervisor import SupervisorClient
+
+        self.runtime_name = runtime
+        self.runtime_root = tmp_path / "rt"
+        self.state_dir = tmp_path / "supervisors"
+        self.client = SupervisorClient(self.state_dir)
+        self.ids: list[str] = []
+
+    def spec(self, bundle: Path, **kw):
+        from dockyard.runtime.supervisor import SupervisorSpec
+
+        kw.setdefault("runtime", self.runtime_name)
+        kw.setdefault("runtime_root", str(self.runtime_root))
+        return SupervisorSpec(bundle=str(bundle), **kw)
+
+    def log_path(self, cid: str) -> Path:
+        return self.state_dir / cid / f"{cid}-json.log"
+
+    def spawn(self, cid: str, bundle: Path, **kw):
+        self.ids.append(cid)
+        kw.setdefault("log_driver", "json-file")
+        kw.setdefault("log_path", str(self.log_path(cid)))
+        return self.client.spawn(cid, self.spec(bundle, **kw))
+
+    def runtime(self):
+        from dockyard.runtime.registry import get_runtime
+
+        return get_runtime(self.runtime_name, self.runtime_root)
+
+    def cleanup(self) -> None:
+        import time
+
+        from dockyard.errors import DockyardError
+        from dockyard.runtime.supervisor import SupervisorHandle
+
+        try:
+            rt = self.runtime()
+            for cid in self.ids:
+                try:
+                    rt.delete(cid, force=True)
+                except DockyardError:
+                    pass
+        except DockyardError:
+            pass
+        for cid in self.ids:
+            handle = SupervisorHandle(cid, self.state_dir / cid)
+            deadline = time.monotonic() + 5
+            while handle.alive() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if handle.alive():
+                kill_pid(handle.supervisor_pid())
+        pid = self.client.zygote_pid()
+        self.client.stop_zygote()
+        if pid:
+            kill_pid(pid)

@@ -339,16 +339,12 @@ class NativeRuntime:
         container_hooks = hook_mod.prepare("createContainer", config.hooks.get("createContainer", ()))
         start_hooks = hook_mod.prepare("startContainer", config.hooks.get("startContainer", ()))
         what = f"creating container {container_id!r}"
-        init_pid = 0
 
-        def on_message(sync: _Sync, pid_a: int, msg: bytes) -> bool:
-            nonlocal init_pid
+        def on_message(sync: _Sync, pid_a: int, init_pid: int, msg: bytes) -> bool:
             tag = msg[:1]
             if tag == b"U":
                 _write_maps(pid_a, config)
                 sync.send(b"u")
-            elif tag == b"P":
-                init_pid = int(msg[1:])
             elif tag == b"H":
                 state = self._hook_state(container_id, CREATING, init_pid, config)
                 error = hook_mod.run_all(runtime_hooks, state)
@@ -501,7 +497,7 @@ class NativeRuntime:
                 fds.callback(os.close, console_fd)
             what = f"exec in container {container_id!r}"
 
-            def on_message(sync: _Sync, pid_a: int, msg: bytes) -> bool:
+            def on_message(sync: _Sync, pid_a: int, pid: int, msg: bytes) -> bool:
                 return False  # read on until EOF: the process exec'd
 
             pid = _launch(what, self._cgroup(doc), fds, lambda child_fd, parent_fd: child_mod.InitPlan(
@@ -546,11 +542,13 @@ def _stdio_fds(stdio: Stdio | None) -> tuple[int, int, int] | None:
 
 def _launch(what: str, cgroup, fds: ExitStack, make_plan, on_message) -> int:
     """Fork stage A with the plan, put it in the cgroup, say go, and feed
-    the child's messages to ``on_message`` until it returns True or the
-    child side closes.  Returns the container process's pid (stage B).
-    Errors from the child are raised as their kind; on any failure both
-    stages are killed, and reaped where they are ours to reap (stage B is,
-    when the caller is its child subreaper), so nothing is left behind."""
+    the child's messages to ``on_message(sync, pid_a, pid_b, msg)`` until it
+    returns True or the child side closes.  Returns the container process's
+    pid (stage B), which stage A reports; since B may report before A has
+    (they are separate processes), messages other than A's own ("U") wait
+    until B's pid is known.  Errors from the child are raised as their
+    kind; on any failure both stages are stopped, and reaped where they are
+    ours to reap (stage B is, when the caller is its child subreaper)."""
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     parent_fd, child_fd = parent_sock.detach(), child_sock.detach()
     fds.callback(os.close, child_fd)
@@ -563,11 +561,13 @@ def _launch(what: str, cgroup, fds: ExitStack, make_plan, on_message) -> int:
             os._exit(1)
         fds.close()  # the child holds its copies; ours must go (EOF, fifo readers)
         sync = _Sync(parent_fd)
+        held: list[bytes] = []
         try:
             cgroup.add(pid_a)
             sync.send(b"G")
-            while True:
-                msg = sync.recv(what)
+            finished = False
+            while not finished:
+                msg = held.pop(0) if held and pid_b else sync.recv(what)
                 if not msg:
                     break
                 tag = msg[:1]
@@ -575,23 +575,56 @@ def _launch(what: str, cgroup, fds: ExitStack, make_plan, on_message) -> int:
                     _raise_child_error(msg, what)
                 if tag == b"P":
                     pid_b = int(msg[1:])
-                if on_message(sync, pid_a, msg):
-                    break
+                    continue
+                if tag != b"U" and not pid_b:
+                    held.append(msg)
+                    continue
+                finished = on_message(sync, pid_a, pid_b, msg)
         except BaseException as exc:
-            _kill(pid_a)
+            # Stop A without killing it mid-way (it may be about to report
+            # B's pid): end of stream makes a waiting A exit; A does nothing
+            # else that can block.
+            try:
+                _shutdown_write(parent_fd)
+            except OSError:
+                pass
             _reap(pid_a)
+            pid_b = pid_b or _pending_pid(parent_fd)
             if pid_b:
                 _kill(pid_b)
                 _reap_if_ours(pid_b)
             if isinstance(exc, BrokenPipeError):
                 raise Internal(f"{what}: the container process exited during setup") from None
             raise
-        _reap(pid_a)
+        status = _reap(pid_a)
         if not pid_b:
-            raise Internal(f"{what}: the container process exited during setup")
+            raise Internal(f"{what}: the container process exited during setup ({_describe_status(status)})")
         return pid_b
     finally:
         os.close(parent_fd)
+
+
+def _shutdown_write(fd: int) -> None:
+    sock = socket.socket(fileno=fd)
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    finally:
+        sock.detach()
+
+
+def _pending_pid(fd: int) -> int:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while poller.poll(0):
+        try:
+            msg = os.read(fd, 1 << 16)
+        except OSError:
+            return 0
+        if not msg:
+            return 0
+        if msg[:1] == b"P":
+            return int(msg[1:])
+    return 0
 
 
 def _reap_if_ours(pid: int) -> None:
@@ -607,11 +640,18 @@ def _hooks_of(doc: dict[str, Any], kind: str):
     return _parse_hooks((doc.get("config") or {}).get("hooks")).get(kind, ())
 
 
-def _reap(pid: int) -> None:
+def _reap(pid: int) -> int | None:
     try:
-        os.waitpid(pid, 0)
+        return os.waitpid(pid, 0)[1]
     except ChildProcessError:
-        pass
+        return None
+
+
+def _describe_status(status: int | None) -> str:
+    if status is None:
+        return "status unknown"
+    code = os.waitstatus_to_exitcode(status)
+    return f"exit status {code}" if code >= 0 else f"killed by signal {-code}"
 
 
 def _kill(pid: int) -> None:
