@@ -20,11 +20,11 @@ from ...errors import (AlreadyExists, DockyardError, FailedPrecondition, Interna
 from ...linux import capabilities as caps_mod
 from ...linux import namespaces as ns
 from ...linux import process as lp
-from ...linux.seccomp import Program, SeccompError
+from ...linux.seccomp import FILTER_FLAGS, Program, SeccompError, compile_filter
 from ..base import CREATED, CREATING, PAUSED, RUNNING, STOPPED, State, Stdio
 from . import child as child_mod
 from . import hooks as hook_mod
-from .config import Config, Process, load_bundle, parse_process
+from .config import Config, Process, _parse_hooks, load_bundle, parse_process
 from .rootfs import plan_rootfs
 from .state import EXEC_FIFO, SECCOMP_FILE, StateStore, rfc3339_now, write_atomic
 
@@ -89,7 +89,7 @@ def _lsm_enabled(name: str) -> bool:
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
-def build_process_plan(proc: Process, seccomp: Program | None, *, user_ns: bool = False) -> child_mod.ProcessPlan:
+def build_process_plan(proc: Process, seccomp: Program | None) -> child_mod.ProcessPlan:
     """Encode an OCI process for the child: bytes, masks and ctypes structs
     made here, so the child only makes syscalls."""
     env: dict[bytes, bytes] = {}
@@ -217,7 +217,6 @@ class NativeRuntime:
     def _seccomp(self, spec: dict[str, Any]) -> Program:
         """Compile (or fetch from the cache under root) a seccomp profile."""
         flags = 0
-        from ...linux.seccomp import FILTER_FLAGS
         for flag in spec.get("flags") or ():
             flags |= FILTER_FLAGS.get(flag, 0)
         key = hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -227,7 +226,6 @@ class NativeRuntime:
                 return Program(f.read(), flags)
         except FileNotFoundError:
             pass
-        from ...linux.seccomp import compile_filter
         try:
             program = compile_filter(spec)
         except SeccompError as exc:
@@ -248,7 +246,7 @@ class NativeRuntime:
             return STOPPED
         if os.path.exists(self._store.dir(doc["id"]) / EXEC_FIFO):
             return CREATED
-        if doc.get("freezer") and self._cgroup(doc).is_frozen():
+        if self._cgroup(doc).is_frozen():
             return PAUSED
         return RUNNING
 
@@ -288,7 +286,7 @@ class NativeRuntime:
             doc = {
                 "id": container_id, "pid": init_pid, "pid_start": start_time, "bundle": str(config.bundle),
                 "rootfs": str(config.root_path), "created": rfc3339_now(), "annotations": config.annotations,
-                "cgroups_path": config.cgroups_path, "freezer": True, "init": config.wants_init,
+                "cgroups_path": config.cgroups_path, "init": config.wants_init,
                 "seccomp_flags": seccomp.flags if seccomp else 0, "config": config.raw,
             }
             self._store.save(container_id, doc)
@@ -363,7 +361,7 @@ class NativeRuntime:
             domainname=config.domainname.encode() if config.domainname else None,
             sysctl=tuple((b"/proc/sys/" + k.replace(".", "/").encode(), v.encode())
                          for k, v in config.sysctl.items()),
-            process=build_process_plan(config.process, seccomp, user_ns=user_ns is not None),
+            process=build_process_plan(config.process, seccomp),
             stdio=_stdio_fds(stdio), console_fd=console_fd, fifo_fd=fifo_fd,
             hooks_sync=bool(runtime_hooks or container_hooks or start_hooks),
             create_container_hooks=container_hooks, start_container_hooks=start_hooks,
@@ -636,7 +634,6 @@ def _reap_if_ours(pid: int) -> None:
 
 
 def _hooks_of(doc: dict[str, Any], kind: str):
-    from .config import _parse_hooks
     return _parse_hooks((doc.get("config") or {}).get("hooks")).get(kind, ())
 
 
