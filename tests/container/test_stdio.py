@@ -168,3 +168,38 @@ def test_healthcheck_timeout(env):
     env.wait_for(lambda: env.inspect(cid)["State"]["Health"]["Status"] == "unhealthy", what="unhealthy by timeout")
     entry = env.inspect(cid)["State"]["Health"]["Log"][0]
     assert entry["ExitCode"] == -1 and entry["Output"] == "Health check exceeded timeout (200ms)"
+
+
+def test_attach_before_start_sees_everything(env):
+    """docker run / start -a: attach first, then start; no output is lost."""
+    cid = env.create(["sh", "-c", "echo first; read x; echo got $x; echo err >&2"], OpenStdin=True, StdinOnce=True)
+
+    async def run():
+        session = await env.service.attach(cid, stdin=True, stdout=True, stderr=True)
+        waiter = asyncio.get_running_loop().create_task(env.service.wait(cid, "next-exit"))
+        await env.service.start(cid)
+        await session.write(b"hello\n")
+        await session.close_stdin()
+        out = {1: b"", 2: b""}
+        async for kind, data in session.output():
+            out[kind] += data
+        return out, await waiter
+
+    out, result = env.run(run())
+    assert out == {1: b"first\ngot hello\n", 2: b"err\n"} and result["StatusCode"] == 0
+    # attaching to an exited container waits for its next start (docker start -a)
+    session = env.run(env.service.attach(cid, stdin=True, stdout=True, stderr=True))
+    got = env.loop.create_task(collect_async(session))
+    env.run(asyncio.sleep(0.1))
+    assert not got.done()
+    env.run(env.service.start(cid))
+    env.run(session.write(b"again\n"))
+    env.run(session.close_stdin())
+    assert env.run(got) == {1: b"first\ngot again\n", 2: b"err\n"}
+
+
+async def collect_async(session):
+    out = {1: b"", 2: b""}
+    async for kind, data in session.output():
+        out[kind] += data
+    return out

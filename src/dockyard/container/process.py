@@ -55,6 +55,9 @@ class SpawnRequest:
     console_size: tuple[int, int] | None = None
     #: cgroup of the container, for OOM accounting
     cgroups_path: str = ""
+    #: start the container at once; False leaves it created so clients can
+    #: attach before it produces any output (``start(handle)`` then)
+    start: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ class ProcessBackend(Protocol):
         """Start the container under a new supervisor and return its handle
         once the container process runs.  Raises a DockyardError (the
         runtime's) when it could not start; nothing is left behind then."""
+        ...
+
+    def start(self, handle: dict[str, Any]) -> None:
+        """Start a container spawned with ``start=False``."""
         ...
 
     def pid(self, handle: dict[str, Any]) -> int:

@@ -158,6 +158,9 @@ class ContainerService:
         self._backoff: dict[str, float] = {}
         self._runtimes: dict[str, Any] = {}
         self._execs: dict[str, ExecRecord] = {}
+        #: attach sessions waiting for a container's next start (docker run
+        #: and start -a attach first, then start)
+        self._pending_attaches: dict[str, list[_PendingAttach]] = {}
         # Blocking work runs on the service's own pools, never the loop's
         # default executor: short lifecycle steps on one, and the threads
         # that live as long as a stream (log follow, export, cp) on another,
@@ -587,6 +590,7 @@ class ContainerService:
             self._set_state(c, error=str(exc))
             raise
         log_config = c.host_config.get("LogConfig") or {}
+        pending = [p for p in self._pending_attaches.pop(c.id, []) if not p.closed]
         request = SpawnRequest(
             container_id=c.id, bundle=bundle, runtime=c.runtime, runtime_root=self.runtime_root / c.runtime,
             state_dir=self._dir(c) / "supervisor",
@@ -594,10 +598,15 @@ class ContainerService:
                         dict(log_config.get("Config") or {})),
             tty=bool(c.config.get("Tty")), open_stdin=bool(c.config.get("OpenStdin")),
             stdin_once=bool(c.config.get("StdinOnce")), console_size=_console_size(c.host_config.get("ConsoleSize")),
-            cgroups_path=spec["linux"]["cgroupsPath"])
+            cgroups_path=spec["linux"]["cgroupsPath"], start=not pending)
         try:
             handle = await self._io(self.processes.spawn, request)
+            if pending:
+                await self._connect_pending(handle, pending)
+                await self._io(self.processes.start, handle)
         except DockyardError as exc:
+            for p in pending:
+                p.fail()
             await self._io(self._unmount_rootfs, c)
             self._set_state(c, status=EXITED if c.has_been_started else CREATED, error=str(exc),
                             exit_code=_exit_code_for(exc), pid=0)
@@ -611,6 +620,15 @@ class ContainerService:
         self._start_task(c.id, "monitor", self._monitor(c.id, dict(handle)))
         if health is not None:
             self._start_task(c.id, "health", self._health_loop(c.id))
+
+    async def _connect_pending(self, handle: dict[str, Any], pending: list[_PendingAttach]) -> None:
+        from .supervised import open_async
+        for p in pending:
+            if p.closed:
+                continue
+            stream = await self._io(self.processes.attach, handle, stdin=p.stdin, stdout=p.stdout,
+                                    stderr=p.stderr)
+            p.connect(open_async(stream))
 
     # ------------------------------------------------------------------ exits
 
@@ -858,6 +876,8 @@ class ContainerService:
         self._locks.pop(c.id, None)
         for exec_id in [e.id for e in self._execs.values() if e.container_id == c.id]:
             del self._execs[exec_id]
+        for p in self._pending_attaches.pop(c.id, []):
+            p.fail()
         self._backoff.pop(c.id, None)
         for key in [k for k in self._tasks if k[0] == c.id and k[1] != "autoremove"]:
             self._cancel_task(*key)
@@ -1219,20 +1239,24 @@ class ContainerService:
         keys = parse_detach_keys(detach_keys)
         if not (stdout or stderr or stdin):
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
-        live = None
+        if c.state.status == PAUSED:
+            raise FailedPrecondition(f"container {c.id} is paused, unpause the container before attach")
+        want_stdin = stdin and bool(c.config.get("OpenStdin"))
+        live: Any = None
         if stream and c.state.running and c.supervisor:
-            if c.state.status == PAUSED and stdin:
-                pass  # Docker attaches to paused containers; input waits
-            live = await self._io(self.processes.attach, c.supervisor, stdin=stdin and bool(
-                c.config.get("OpenStdin")), stdout=stdout, stderr=stderr)
             from .supervised import open_async
-            live = open_async(live)
+            live = open_async(await self._io(self.processes.attach, c.supervisor, stdin=want_stdin,
+                                             stdout=stdout, stderr=stderr))
+        elif stream:
+            # Not running: the session joins the next start, from its first byte.
+            live = _PendingAttach(want_stdin, stdout, stderr)
+            self._pending_attaches.setdefault(c.id, []).append(live)
         replay = None
         if logs and c.log_path and (c.host_config.get("LogConfig") or {}).get("Type", "") != "none":
             replay = self.logs(c.id, stdout=stdout, stderr=stderr)
         self._emit(c, "attach")
         return StdioSession(tty=bool(c.config.get("Tty")), live=live, replay=replay, detach_keys=keys,
-                            stdin=stdin and bool(c.config.get("OpenStdin")))
+                            stdin=want_stdin)
 
     async def resize(self, ref: str, height: int, width: int) -> None:
         """``POST /containers/{id}/resize``."""
@@ -1641,6 +1665,27 @@ async def _as_reader(source: Any) -> _Reader:
     raise InvalidArgument("archive body must be bytes, a file or a stream of bytes")
 
 
+class _PendingAttach:
+    """An attach waiting for the container's next start; becomes the live
+    stream when the service connects it (or ends if the start fails or the
+    container goes)."""
+
+    def __init__(self, stdin: bool, stdout: bool, stderr: bool) -> None:
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self.future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.closed = False
+
+    def connect(self, stream: Any) -> None:
+        if self.future.done():
+            stream.close()
+        else:
+            self.future.set_result(stream)
+
+    def fail(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+
 class StdioSession:
     """A live connection to a container's (attach) or an exec's stdio.
 
@@ -1665,10 +1710,18 @@ class StdioSession:
         self.exit_code: int | None = None
         self._ended = False
 
+    async def _resolve(self) -> Any:
+        """The live stream, once a pending attach is connected."""
+        if isinstance(self._live, _PendingAttach):
+            pending = self._live
+            self._live = await pending.future
+        return self._live
+
     async def output(self) -> AsyncIterator[tuple[int, bytes]]:
         if self._replay is not None:
             async for stream, data in self._replay:
                 yield (2 if stream == "stderr" and not self.tty else 1), data
+        await self._resolve()
         if self._live is None:
             self._end(None)
             return
@@ -1688,7 +1741,10 @@ class StdioSession:
             self._on_end(code)
 
     async def write(self, data: bytes) -> bool:
-        if self._live is None or not self.stdin:
+        if not self.stdin:
+            return not self.detached
+        await self._resolve()
+        if self._live is None:
             return not self.detached
         passed, detached = self._scanner.feed(data)
         if passed:
@@ -1702,13 +1758,17 @@ class StdioSession:
         return True
 
     async def close_stdin(self) -> None:
-        if self._live is not None and self.stdin:
+        if self.stdin and await self._resolve() is not None:
             await self._live.close_stdin()
 
     async def resize(self, height: int, width: int) -> None:
-        if self._live is not None:
+        if not isinstance(self._live, _PendingAttach) and self._live is not None:
             await self._live.resize(height, width)
 
     async def close(self) -> None:
-        if self._live is not None:
+        if isinstance(self._live, _PendingAttach):
+            self._live.closed = True
+            self._live.fail()
+            self._live = None
+        elif self._live is not None:
             self._live.close()

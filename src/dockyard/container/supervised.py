@@ -44,7 +44,7 @@ class SupervisorBackend:
             bundle=str(request.bundle), runtime=request.runtime, runtime_root=str(request.runtime_root),
             stdin=request.open_stdin, stdin_once=request.stdin_once, log_driver=request.log.driver,
             log_path=request.log.path, log_options=dict(request.log.options), cgroups_path=request.cgroups_path,
-            console_size=request.console_size)
+            console_size=request.console_size, start=request.start)
         directory = request.state_dir
         # A finished supervisor of an earlier run leaves its files: forget them.
         try:
@@ -55,6 +55,9 @@ class SupervisorBackend:
         info = self.client.spawn(request.container_id, spec, directory=directory)
         return {"kind": "supervisor", "container_id": request.container_id, "directory": str(directory),
                 "pid": info.pid, "supervisor_pid": info.supervisor_pid, "tty": info.tty}
+
+    def start(self, handle: dict[str, Any]) -> None:
+        self._handle(handle).start()
 
     def pid(self, handle: dict[str, Any]) -> int:
         return int(handle.get("pid") or 0)
