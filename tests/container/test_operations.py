@@ -343,3 +343,15 @@ def test_wait_removed(env):
         return await waiter
 
     assert env.run(wait_then_remove())["StatusCode"] == 0
+
+
+def test_remove_restarting_needs_force(env):
+    cid = env.create(["false"], {"RestartPolicy": {"Name": "always"}})
+    env.run(env.service.start(cid))
+    env.wait_for(lambda: env.inspect(cid)["RestartCount"] >= 3, what="restarting")
+    status = env.inspect(cid)["State"]["Status"]
+    if status in ("restarting", "running"):
+        with pytest.raises(FailedPrecondition, match=f"container is {status}"):
+            env.run(env.service.remove(cid))
+    env.run(env.service.remove(cid, force=True))
+    assert env.run(env.service.list(all=True)) == []

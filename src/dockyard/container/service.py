@@ -843,20 +843,21 @@ class ContainerService:
         if link:
             raise InvalidArgument("Conflict, cannot remove the default link name of the container")
         c = self.resolve(ref)
-        if c.state.running and c.state.status != RESTARTING or (c.state.status == RESTARTING and c.supervisor):
+        if c.state.status in (RUNNING, PAUSED, RESTARTING):
             if not force:
-                what = "paused" if c.state.status == PAUSED else "running"
+                what = {PAUSED: "paused", RESTARTING: "restarting"}.get(c.state.status, "running")
                 hint = "unpause the container before stopping or force remove" if what == "paused" else \
                     "stop the container before removing or force remove"
                 raise FailedPrecondition(f"cannot remove container \"{c.name}\": container is {what}: {hint}")
             async with self._lock(c.id):
                 c.manually_stopped = True
+                self._cancel_task(c.id, "restart")
                 self._save(c)
-            await self._kill_and_wait(c, signal_mod.SIGKILL, 0)
+            if c.supervisor:
+                await self._kill_and_wait(c, signal_mod.SIGKILL, 0)
         async with self._lock(c.id):
             if c.id not in self._records:
                 return  # AutoRemove got there first
-
             if c.state.status == REMOVING and not force:
                 raise FailedPrecondition(f"removal of container {c.id} is already in progress")
             await self._remove_locked(c, force=force)
