@@ -125,10 +125,10 @@ def test_network_modes(env):
 def test_container_namespace_joins(env):
     donor = env.create(["sleep", "100"], {"IpcMode": "shareable"}, Hostname="donor")
     env.run(env.service.start(donor))
-    code, out = output(env, "cat /proc/1/comm; echo x > /dev/shm/f && echo shm-ok",
+    code, out = output(env, "cat /proc/1/comm; echo x > /dev/shm/f && echo shm-ok; hostname; cat /etc/hostname",
                        {"PidMode": f"container:{donor}", "IpcMode": f"container:{donor}",
                         "NetworkMode": f"container:{donor}"})
-    assert out.split() == ["sleep", "shm-ok"]
+    assert out.split() == ["sleep", "shm-ok", "donor", "donor"]
     stopped = env.create(["true"])
     joiner = env.create(["true"], {"NetworkMode": f"container:{stopped}"})
     with pytest.raises(Exception, match="cannot join network of a non running container"):

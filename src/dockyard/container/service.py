@@ -571,12 +571,23 @@ class ContainerService:
                     raise FailedPrecondition("Init needs docker-init (tini) on the host; none was found")
                 # The native runtime's own init (an opt-in annotation).
                 annotations["org.dockyard.init"] = "true"
+            config = c.config
+            etc_dir = cdir
+            donor_ref = container_ref(network_mode(c.host_config))
+            if donor_ref:
+                # Sharing a network namespace means sharing its name and its
+                # /etc/hosts and resolv.conf (Docker does the same).
+                donor = self.resolve(donor_ref)
+                etc_dir = self._dir(donor)
+                config = dict(c.config, Hostname=donor.config.get("Hostname") or donor.short_id,
+                              Domainname=donor.config.get("Domainname") or "")
             ctx = SpecContext(
                 container_id=c.id, rootfs=self._rootfs(c), host=self.host,
-                hostname_path=cdir / "hostname", hosts_path=cdir / "hosts", resolv_conf_path=cdir / "resolv.conf",
+                hostname_path=etc_dir / "hostname", hosts_path=etc_dir / "hosts",
+                resolv_conf_path=etc_dir / "resolv.conf",
                 cgroup_parent=self.cgroup_parent, namespace_paths=paths, shm_path=shm,
                 default_seccomp=_default_seccomp, init_binary=init_binary, annotations=annotations)
-            spec = build_spec(c.config, c.host_config, ctx)
+            spec = build_spec(config, c.host_config, ctx)
             atomic_write(cdir / "config.json", json.dumps(spec, indent=1))
         except BaseException:
             self._unmount_rootfs(c)

@@ -56,7 +56,8 @@ class SpecContext:
     init_binary: str | None = None
     #: extra OCI annotations (e.g. the native runtime's init switch)
     annotations: Mapping[str, str] = field(default_factory=dict)
-    #: resolved (mounted) sources for named volumes, by name (unused until volumes)
+    #: root.path as written in config.json when it differs from ``rootfs``
+    #: (e.g. "rootfs", relative to the bundle); ``rootfs`` is where users are looked up
     rootfs_path_in_spec: str | None = None
 
 
