@@ -127,6 +127,8 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=120, help="image size in MB (>= 100 for the record)")
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="Dockyard's unpack threads (default: ImageService's; 1 = strictly in order)")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -161,11 +163,13 @@ def main() -> None:
             runs["dockyard"] += 1
             store = open_store(work / f"dockyard-{runs['dockyard']}")
             try:
-                service = ImageService(store)
+                service = ImageService(store, workers=args.workers)
                 t0 = time.perf_counter()
                 with open(archive, "rb") as f:
                     service.load(f)
-                return time.perf_counter() - t0
+                elapsed = time.perf_counter() - t0
+                service.close()
+                return elapsed
             finally:
                 store.close()
 
@@ -180,9 +184,10 @@ def main() -> None:
                 engine.stop()
 
         samples = alternate({"dockyard": dockyard_once, "docker": docker_once}, reps=args.reps, warmup=1)
+        workers = f", {args.workers} unpack thread(s)" if args.workers else ""
         report.add(Row(f"load {size_mb:.0f} MB, {args.layers + 1} layers", "s", "dockyard", "docker",
                        Summary.of(samples["dockyard"]), Summary.of(samples["docker"]),
-                       note=f"{args.reps} reps, alternating"))
+                       note=f"{args.reps} reps, alternating{workers}"))
         if not args.no_write:
             json_path, md_path = report.write(stem=time.strftime("image-load-%Y%m%d-%H%M%S"))
             print(f"results: {md_path}")
