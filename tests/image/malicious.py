@@ -115,7 +115,7 @@ def _corpus() -> list[Case]:
              ApplyOptions(limits=TarLimits(max_total_size=1 << 20))),
         Case("truncated", lambda out: build([(_info("cut"), b"z" * 5000)])[:2048], "truncated"),
         Case("bad-checksum",
-             lambda out: (lambda b: b[:10] + b"X" + b[11:])(build([(_info("file"), data)])), "checksum"),
+             lambda out: (lambda b: b[:10] + b"X" + b[11:])(build([(_info("file"), data)])), "bad header checksum"),
         Case("root-as-file", lambda out: build([(_info("./"), data)]), "names the root"),
         Case("hardlink-to-directory",
              lambda out: build([(_info("d", tarfile.DIRTYPE, mode=0o755), None),

@@ -337,8 +337,9 @@ class TarReader:
                 signed = sum((b - 256 if b > 127 else b) for b in block[:148]) + 256 + sum(
                     (b - 256 if b > 127 else b) for b in block[156:])
                 if stored != signed:
+                    offset = self.bytes_read - (len(self._buf) - self._pos) - BLOCK
                     raise InvalidArgument(
-                        f"tar header for {_show(name)} has a bad checksum (not a tar stream, or corrupt)")
+                        f"not a tar archive, or a corrupt one: bad header checksum at offset {offset}")
             if magic == _USTAR_MAGIC and prefix[0]:
                 name = prefix.split(b"\0", 1)[0] + b"/" + name
             size_n = _number(size, "size", name)
