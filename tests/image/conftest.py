@@ -19,7 +19,7 @@ import pytest
 from dockyard.image import ImageService
 from dockyard.store import open_store
 
-from conftest import is_ci, need_tool, require_root, unmount_under
+from testlib import is_ci, need_tool, require_root, unmount_under
 
 
 @pytest.fixture

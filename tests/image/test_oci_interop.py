@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_tool
+from testlib import need_tool
 from dockyard.image import ImageService
 from dockyard.image.archive import oci_manifest
 from dockyard.image.bootstrap import bootstrap_busybox

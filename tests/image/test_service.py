@@ -361,7 +361,7 @@ def test_progress_events(service: ImageService):
 @pytest.mark.skipif(not os.environ.get("DOCKYARD_TEST_DEBOOTSTRAP"),
                     reason="debootstrap downloads ~40 MB from a Debian mirror; set DOCKYARD_TEST_DEBOOTSTRAP=1")
 def test_bootstrap_debian(service: ImageService, store, data_root: Path):
-    from conftest import need_tool
+    from testlib import need_tool
     from dockyard.image.bootstrap import bootstrap_debian
 
     need_tool("debootstrap")
@@ -447,3 +447,39 @@ def test_concurrent_and_in_order_unpacking_agree(data_root: Path):
             store.close()
 
     assert layer_trees(1) == layer_trees(2)
+
+
+def test_native_snapshotter(data_root: Path):
+    """The same operations over the copying snapshotter: whiteouts are
+    carried out, commit diffs two trees."""
+    store = open_store(data_root / "native", snapshotter="native")
+    try:
+        service = ImageService(store)
+        service.load(io.BytesIO(classic_save_tar([([layer_tar(BASE), layer_tar(TOP)], {"Cmd": ["sh"]},
+                                                   ["nat:1"])])))
+        top = store.snapshotter.fs_dir(str(service.top_layer("nat:1")))
+        assert not (top / "etc" / "motd").exists() and (top / "etc" / "passwd").exists()
+        assert sorted(os.listdir(top / "data")) == ["c"] and (top / "new").read_bytes() == b"new"
+        key = "native-container"
+        store.snapshotter.prepare(key, str(service.top_layer("nat:1")))
+        rootfs = store.snapshotter.fs_dir(key)
+        (rootfs / "new").unlink()
+        (rootfs / "added").write_text("a")
+        assert {(c.path, c.kind) for c in service.changes(key)} == {
+            ("/new", ChangeKind.DELETED), ("/added", ChangeKind.ADDED)}
+        exported = io.BytesIO()
+        service.export(key, exported)
+        with tarfile.open(fileobj=io.BytesIO(exported.getvalue())) as tar:
+            names = set(tar.getnames())
+        assert "added" in names and "new" not in names and "etc/passwd" in names
+        committed_id = service.commit(key, base_image="nat:1", reference="nat:2")
+        store.snapshotter.remove(key)
+        top2 = service.top_layer("nat:2")
+        committed = store.snapshotter.fs_dir(str(top2))
+        assert (committed / "added").read_text() == "a" and not (committed / "new").exists()
+        assert service.remove("nat:2") == [{"Untagged": "nat:2"}, {"Deleted": str(committed_id)},
+                                           {"Deleted": str(top2)}]
+        assert service.exists("nat:1")
+        service.close()
+    finally:
+        store.close()
