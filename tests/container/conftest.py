@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_tool, require_root, unmount_under
+from testlib import need_tool, require_root, unmount_under
 
 RUNTIMES = ["native"]
 BOTH_RUNTIMES = ["native", "runc"]

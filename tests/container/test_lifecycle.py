@@ -128,7 +128,7 @@ def test_list_and_filters(env):
 
 
 def test_bad_input_leaves_nothing_behind(env, tmp_path):
-    from conftest import mounts_under
+    from testlib import mounts_under
     containers = env.root / "data" / "containers"
     before = set(os.listdir(containers))
     snapshots = {i.name for i in env.store.snapshotter.walk()}

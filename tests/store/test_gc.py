@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import require_root
+from testlib import require_root
 from dockyard.errors import NotFound
 from dockyard.oci import ContainerConfig, Digest, ImageConfig, RootFS, chain_ids
 from dockyard.store import (

@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from conftest import require_root
+from testlib import require_root
 from dockyard.errors import FailedPrecondition, Internal
 from dockyard.linux import overlay as koverlay
 from dockyard.store.mounting import mount_all, mounted, unmount

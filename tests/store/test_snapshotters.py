@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import require_root
+from testlib import require_root
 from dockyard.store.native import NativeSnapshotter
 from dockyard.store.overlay import OverlaySnapshotter
 
