@@ -483,3 +483,32 @@ def test_native_snapshotter(data_root: Path):
         service.close()
     finally:
         store.close()
+
+
+def test_compressed_archive_and_concurrent_loads(store):
+    """docker load takes gzip'd archives; two loads of one archive at once
+    both succeed and leave one copy of everything."""
+    import threading
+
+    archive = gzip.compress(classic_save_tar([([layer_tar(BASE), layer_tar(TOP)], {}, ["same:1"]),
+                                              ([layer_tar(BASE)], {}, ["same:base"])]))
+    results, errors = [], []
+
+    def load() -> None:
+        try:
+            results.append(ImageService(store).load(io.BytesIO(archive)))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len({tuple(i.image_id for i in r.images) for r in results}) == 1
+    assert len(store.metadata.image_ids()) == 2 and len(store.metadata.layers()) == 2
+    snapshots = _snapshots(store)
+    assert len(snapshots) == 2 and not [s for s in snapshots if s.startswith("extract-")]
+    store.collect()
+    assert len(list(store.content.walk())) == 4  # two layer blobs, two configs
