@@ -25,6 +25,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import dataclasses
+import fcntl
 import os
 import platform as host_platform
 import re
@@ -265,9 +266,34 @@ class ImageService:
             with store.leases.lease() as lease, store.gc_lock.shared():
                 yield lease
         except BaseException:
+            self._collect_soon()
+            raise
+
+    def _collect_soon(self) -> None:
+        """Collect now if no other operation holds the GC lock, else in a
+        background thread once they are done (so a failed request does not
+        wait for a long load elsewhere; start-up GC covers a process exit)."""
+        store = self.store
+
+        def collect() -> None:
             with contextlib.suppress(DockyardError, OSError):
                 store.collect()
-            raise
+
+        try:
+            fd = os.open(store.gc_lock.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            idle = True
+        except OSError:
+            idle = False
+        finally:
+            os.close(fd)  # releases the probe lock
+        if idle:
+            collect()
+        else:
+            threading.Thread(target=collect, name="dockyard-image-gc", daemon=True).start()
 
     def _protect(self, lease) -> Callable[[Digest], None]:
         def hook(digest: Digest) -> None:
