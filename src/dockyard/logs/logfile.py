@@ -7,16 +7,19 @@ appended to ``<name>``; before a record is written, if the file has reached
 is opened (with ``max-file`` 1 the full file is simply unlinked).  With
 ``compress``, rotated files are gzipped (``<name>.1.gz`` ...): the gzip
 header's Extra field holds JSON ``{"lastTime": ...}`` as Docker writes it,
-plus ``"inode"`` and ``"mtime"``, the inode number and modification time
-the file had before compression (see below).
+plus ``"inode"``, ``"size"`` and ``"head"``: the inode number, size and a
+fingerprint of the first 64 KiB of the plain file it was made from (see
+below).
 
 Reading (:class:`FileWalker`) happens in another process than writing (the
 daemon reads, the supervisor writes), so a reader cannot be told about
 rotations; it finds them on disk.  Each file is identified by its inode,
-never by its name, which changes on every rotation; a compressed file by
-the inode *and* mtime it had (from its header), because its inode number
-was freed and may since have been given to a newer file, while a file the
-reader holds open keeps its inode to itself.  A reader holds its current file
+never by its name, which changes on every rotation.  A file the reader
+holds open keeps its inode number to itself; a file it does not (one it
+read from a .gz) may have lost its number to a newer file, so there the
+size and the fingerprint of the content's start (which holds the first
+record's nanosecond timestamp) must agree too.  (mtimes cannot tell:
+they tick in jiffies, and a rotation can take less than one.)  A reader holds its current file
 open; at that file's end it checks whether ``<name>`` is still the same
 inode.  If not, the file was rotated: the reader drains it (a rotation
 happens only after the last write to it), lists the files again, finds
@@ -27,6 +30,7 @@ every file that exists long enough to be listed, in order, once.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -117,6 +121,9 @@ class RotatingFile:
         self._size = os.lseek(self._fd, 0, os.SEEK_END)
         self._pending: list[bytes] = []
         self._last_ts = 0
+        self._lock_fd = -1
+        if options.max_size > 0:
+            self._lock_fd = os.open(lock_path(self.path), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, perms)
 
     def append(self, record: bytes, timestamp: int) -> None:
         if 0 < self.options.max_size <= self._size:
@@ -143,24 +150,40 @@ class RotatingFile:
             finally:
                 os.close(self._fd)
                 self._fd = -1
+                if self._lock_fd >= 0:
+                    os.close(self._lock_fd)
+                    self._lock_fd = -1
 
     def _rotate(self) -> None:
         name = str(self.path)
         os.close(self._fd)
         self._fd = -1
         opts = self.options
-        if opts.max_file < 2:
-            _unlink(name)
-        else:
-            ext = ".gz" if opts.compress else ""
-            _unlink(f"{name}.{opts.max_file - 1}{ext}")
-            for i in range(opts.max_file - 1, 1, -1):
-                _rename(f"{name}.{i - 1}{ext}", f"{name}.{i}{ext}")
-            _rename(name, f"{name}.1")
-        self._fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, self.perms)
+        # Readers list the files under a shared lock: they never see the
+        # chain half-shifted.  Compression below needs no lock (a reader
+        # prefers the plain twin while both exist).
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            if opts.max_file < 2:
+                _unlink(name)
+            else:
+                ext = ".gz" if opts.compress else ""
+                _unlink(f"{name}.{opts.max_file - 1}{ext}")
+                for i in range(opts.max_file - 1, 1, -1):
+                    _rename(f"{name}.{i - 1}{ext}", f"{name}.{i}{ext}")
+                _rename(name, f"{name}.1")
+            self._fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                               self.perms)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         self._size = 0
         if opts.compress and opts.max_file >= 2:
-            compress_file(f"{name}.1", self._last_ts, self.perms)
+            compress_file(f"{name}.1", self._last_ts, self.perms, self._lock_fd)
+
+
+def lock_path(path: Path | str) -> str:
+    """The lock file beside a rotating log (``<name>.lock``)."""
+    return f"{path}.lock"
 
 
 def _unlink(path: str) -> None:
@@ -177,7 +200,7 @@ def _rename(src: str, dst: str) -> None:
         pass
 
 
-def compress_file(path: str, last_ts: int, perms: int = 0o640) -> None:
+def compress_file(path: str, last_ts: int, perms: int = 0o640, lock_fd: int = -1) -> None:
     """gzip ``path`` to ``path.gz`` (temp file, rename), then remove
     ``path``.  The header is written by hand because Python's gzip module
     cannot set the Extra field Docker uses."""
@@ -188,7 +211,8 @@ def compress_file(path: str, last_ts: int, perms: int = 0o640) -> None:
     tmp = f"{path}.gz.tmp"
     try:
         st = os.fstat(src)
-        extra = json.dumps({"lastTime": rfc3339nano(last_ts), "inode": st.st_ino, "mtime": st.st_mtime_ns},
+        extra = json.dumps({"lastTime": rfc3339nano(last_ts), "inode": st.st_ino, "size": st.st_size,
+                            "head": fingerprint(os.pread(src, HEAD_BYTES, 0))},
                            separators=(",", ":")).encode()
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, perms)
         try:
@@ -212,13 +236,21 @@ def compress_file(path: str, last_ts: int, perms: int = 0o640) -> None:
             _write_all(out, b"".join(parts))
         finally:
             os.close(out)
-        os.rename(tmp, f"{path}.gz")
+        # The plain file gives way to the compressed one under the readers'
+        # lock, so a listing never sees neither.
+        if lock_fd >= 0:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            os.rename(tmp, f"{path}.gz")
+            _unlink(path)
+        finally:
+            if lock_fd >= 0:
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
     except BaseException:
         _unlink(tmp)
         raise
     finally:
         os.close(src)
-    _unlink(path)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -254,26 +286,47 @@ def read_gzip(data: bytes) -> tuple[dict, bytes]:
 
 # -- reading -----------------------------------------------------------------
 
+#: How much of a file's start its fingerprint covers.
+HEAD_BYTES = 1 << 16
+
+
+def fingerprint(head: bytes) -> str:
+    """Identifies a file's content by its first HEAD_BYTES bytes (which hold
+    its first record and that record's nanosecond timestamp)."""
+    return f"{zlib.crc32(head):08x}{zlib.adler32(head):08x}"
+
+
+def _fingerprint_fd(fd: int) -> str:
+    return fingerprint(os.pread(fd, HEAD_BYTES, 0))
+
 
 @dataclass(frozen=True)
 class Member:
-    """One file of a log's chain: ``<name>.k[.gz]`` or ``<name>`` itself."""
+    """One file of a log's chain: ``<name>.k[.gz]`` or ``<name>`` itself.
+
+    For a compressed member, ``ino``, ``size`` and ``head`` come from its
+    header and describe the plain file it was made from."""
 
     path: str
-    identity: int | None  # inode (from the header for .gz); None if unknown
+    ino: int | None  # None: a compressed file without our header (written by Docker)
     compressed: bool
     generation: int  # k for <name>.k, 0 for the current file
-    mtime: int | None = None  # ns; for .gz from the header
+    size: int = 0
+    head: str | None = None
 
-    def is_file(self, ino: int | None, mtime: int | None, live: bool) -> bool:
-        """Whether this member is the file (ino, mtime).  A file held open
-        (``live``) owns its inode number, so a plain member with that inode
-        is it; a compressed member must match the mtime too."""
-        if ino is None or self.identity != ino:
-            return False
-        if live and not self.compressed:
-            return True
-        return self.mtime is not None and self.mtime == mtime
+    def head_now(self) -> str | None:
+        if self.head is not None or self.compressed:
+            return self.head
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            if os.fstat(fd).st_ino != self.ino:
+                return None
+            return _fingerprint_fd(fd)
+        finally:
+            os.close(fd)
 
 
 #: decode(buffer) -> (entries, bytes consumed); must leave an incomplete
@@ -283,12 +336,15 @@ Decoder = Callable[[bytes], "tuple[list[LogEntry], int]"]
 _ROTATED_RE_CACHE: dict[str, re.Pattern[str]] = {}
 
 
-def scan(path: Path, attempts: int = 200) -> list[Member]:
+def scan(path: Path, attempts: int = 200, *, locked: bool = False) -> list[Member]:
     """The chain of ``path``'s files, oldest first, as of one moment.
 
-    Listing and stat-ing is not atomic against a rotation running in the
-    writer (a name listed before a rename is stat-ed after it), so the
-    chain is read until two reads agree."""
+    Under the writer's lock (``locked``) one listing is exact.  Without it
+    (a log whose writer keeps no lock file) listing and stat-ing is not
+    atomic against a rotation (a name listed before a rename is stat-ed
+    after it), so the chain is read until two reads agree."""
+    if locked:
+        return _scan_once(path)
     previous = _scan_once(path)
     for _ in range(attempts):
         current = _scan_once(path)
@@ -320,82 +376,88 @@ def _scan_once(path: Path) -> list[Member]:
         if m.group(2):
             if gen in found:
                 continue
-            identity = _gzip_identity(full)
-            if identity is _GONE:
-                continue
-            found[gen] = Member(full, identity[0], True, gen, identity[1])
+            meta = _gzip_identity(full)
+            if meta is None:
+                continue  # gone meanwhile
+            found[gen] = Member(full, meta[0], True, gen, meta[1], meta[2])
         else:
             try:
                 st = os.stat(full)
             except FileNotFoundError:
                 continue
-            found[gen] = Member(full, st.st_ino, False, gen, st.st_mtime_ns)
+            found[gen] = Member(full, st.st_ino, False, gen, st.st_size)
     chain = [found[g] for g in sorted(found, reverse=True)]
     try:
         st = os.stat(path)
-        chain.append(Member(str(path), st.st_ino, False, 0, st.st_mtime_ns))
+        chain.append(Member(str(path), st.st_ino, False, 0, st.st_size))
     except FileNotFoundError:
         pass
     return chain
 
 
-_GONE = object()
-#: (inode, size) of a .gz file -> its header identity.  A .gz never changes
-#: once renamed into place, so a stat is enough to reuse what was read.
-_GZIP_IDENTITIES: dict[tuple[int, int, int], tuple[int | None, int | None]] = {}
-
-
-def _gzip_identity(path: str):
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return _GONE
-    key = (st.st_dev, st.st_ino, st.st_size)
-    cached = _GZIP_IDENTITIES.get(key)
-    if cached is None:
-        cached = _read_gzip_identity(path)
-        if cached is _GONE:
-            return _GONE
-        if len(_GZIP_IDENTITIES) > 4096:
-            _GZIP_IDENTITIES.clear()
-        _GZIP_IDENTITIES[key] = cached
-    return cached
-
-
-def _read_gzip_identity(path: str):
+def _gzip_identity(path: str) -> tuple[int | None, int, str | None] | None:
+    """(inode, size, head fingerprint) of the file a .gz was made from, as
+    its header records them; (None, 0, None) without our header; None if
+    the file is gone.  Not cached: a new .gz can get a freed inode number,
+    size and (jiffy-grained) mtime of an old one."""
     try:
         with open(path, "rb") as f:
-            head = f.read(4096)
+            header = f.read(4096)
     except FileNotFoundError:
-        return _GONE
-    if len(head) >= 12 and head[:2] == b"\x1f\x8b" and head[3] & 0x04:
-        (xlen,) = struct.unpack_from("<H", head, 10)
+        return None
+    return _header_identity(_gzip_meta(header))
+
+
+def _gzip_meta(data: bytes) -> dict:
+    if len(data) >= 12 and data[:2] == b"\x1f\x8b" and data[3] & 0x04:
+        (xlen,) = struct.unpack_from("<H", data, 10)
         try:
-            doc = json.loads(head[12:12 + xlen])
-            if isinstance(doc, dict) and doc.get("inode") is not None and doc.get("mtime") is not None:
-                return int(doc["inode"]), int(doc["mtime"])
-        except (ValueError, TypeError):
+            doc = json.loads(data[12:12 + xlen])
+            return doc if isinstance(doc, dict) else {}
+        except ValueError:
             pass
-    return None, None
+    return {}
+
+
+def _header_identity(meta: dict) -> tuple[int | None, int, str | None]:
+    try:
+        if meta.get("inode") is not None and meta.get("head"):
+            return int(meta["inode"]), int(meta.get("size") or 0), str(meta["head"])
+    except (TypeError, ValueError):
+        pass
+    return None, 0, None
 
 
 class _Source:
     """An open member: a live fd for a plain file, bytes for a gzip one."""
 
-    __slots__ = ("member", "fd", "data", "identity", "buffer", "complete", "stored_mtime")
+    __slots__ = ("member", "fd", "data", "ino", "buffer", "complete", "size", "head")
 
-    def __init__(self, member: Member, fd: int | None, data: bytes | None, identity: int | None,
-                 mtime: int | None = None) -> None:
+    def __init__(self, member: Member, fd: int | None, data: bytes | None, ino: int | None,
+                 size: int = 0, head: str | None = None) -> None:
         self.member = member
         self.fd = fd
         self.data = data
-        self.identity = identity
+        self.ino = ino
         self.buffer = b""
         self.complete = data is not None
-        self.stored_mtime = mtime
+        self.size = size
+        self.head = head
 
-    def mtime(self) -> int | None:
-        return os.fstat(self.fd).st_mtime_ns if self.fd is not None else self.stored_mtime
+    def is_member(self, member: Member) -> bool:
+        """Whether ``member`` (from a fresh listing) is this file.  A file
+        held open owns its inode number, so a plain member with that number
+        is it; otherwise the inode number may have been reused since, and
+        the size and fingerprint of the content must agree too."""
+        if self.ino is None or member.ino != self.ino:
+            return False
+        if self.fd is not None and not member.compressed:
+            return True
+        if self.fd is not None:
+            size, head = os.fstat(self.fd).st_size, _fingerprint_fd(self.fd)
+        else:
+            size, head = self.size, self.head
+        return member.size == size and head is not None and member.head_now() == head
 
     def close(self) -> None:
         if self.fd is not None:
@@ -412,11 +474,51 @@ class FileWalker:
         self.decode = decode
         self.since = since
         self._src: _Source | None = None
+        self._lock_fd = -1
 
     def close(self) -> None:
         if self._src is not None:
             self._src.close()
             self._src = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def _lock(self) -> bool:
+        """Take the writer's rotation lock (shared); False if it keeps none."""
+        if self._lock_fd < 0:
+            try:
+                self._lock_fd = os.open(lock_path(self.path), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return False
+        fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+        return True
+
+    def _unlock(self) -> None:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _next_source(self, src: _Source | None) -> _Source | None | bool:
+        """Open the file after ``src`` (the oldest file when ``src`` is None),
+        listing and opening under the writer's lock so that no rotation
+        moves names in between.  None: no file (yet); False: ``src`` is
+        still the newest (a rotation is half done, or listing raced)."""
+        locked = self._lock()
+        try:
+            for _ in range(100):
+                chain = scan(self.path, locked=locked)
+                if not chain:
+                    return None
+                member = chain[0] if src is None else self._successor(src, chain)
+                if member is None or member is False:
+                    return member
+                opened = self._open(member)
+                if opened is not None:
+                    return opened
+                # Renamed or compressed meanwhile (only without a lock): list again.
+            return False
+        finally:
+            if locked:
+                self._unlock()
 
     def _open(self, member: Member) -> _Source | None:
         """Open ``member`` if it is still the file it was when listed."""
@@ -425,9 +527,8 @@ class FileWalker:
                 with open(member.path, "rb") as f:
                     raw = f.read()
                 meta, content = read_gzip(raw)
-                identity = meta.get("inode")
-                mtime = meta.get("mtime")
-                if member.identity is not None and (identity != member.identity or mtime != member.mtime):
+                ino, size, head = _header_identity(meta)
+                if (ino, size, head) != (member.ino, member.size, member.head):
                     return None  # renamed under us: list again
                 if self.since is not None and meta.get("lastTime"):
                     try:
@@ -435,12 +536,12 @@ class FileWalker:
                             content = b""  # nothing in it is recent enough
                     except ValueError:
                         pass
-                return _Source(member, None, content, identity, mtime)
+                return _Source(member, None, content, ino, size, head)
             fd = os.open(member.path, os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, ValueError, zlib.error):
             return None
         ino = os.fstat(fd).st_ino
-        if ino != member.identity:
+        if ino != member.ino:
             os.close(fd)
             return None
         return _Source(member, fd, None, ino)
@@ -461,37 +562,22 @@ class FileWalker:
         src.buffer = buf[used:]
         return entries
 
-    def _successor(self, src: _Source) -> Member | None | bool:
-        """The member after ``src`` in a fresh listing; None if there is
-        none yet; False if ``src`` is still the newest (mid-rotation)."""
-        chain = scan(self.path)
-        if not chain:
-            return None
-        if src.identity is None:
+    def _successor(self, src: _Source, chain: list[Member]) -> Member | bool:
+        """The member after ``src`` in ``chain``; False if ``src`` is still
+        the newest (mid-rotation)."""
+        if src.ino is None:
             # A compressed file without our header (written by Docker): go
             # by generation number, which is right unless a rotation ran
             # between listing and now.
             newer = [m for m in chain if m.generation < src.member.generation]
             return newer[0] if newer else False
-        mtime = src.mtime()
-        live = src.fd is not None
         for i in range(len(chain) - 1, -1, -1):
-            if chain[i].is_file(src.identity, mtime, live):
+            if src.is_member(chain[i]):
                 return chain[i + 1] if i + 1 < len(chain) else False
         if src.fd is not None and os.fstat(src.fd).st_nlink > 0:
             return False  # it still has a name we did not see: list again
         # Our file is gone (rotated past max-file): everything left is newer.
         return chain[0]
-
-    def _first(self) -> _Source | None:
-        for _ in range(100):
-            chain = scan(self.path)
-            if not chain:
-                return None
-            src = self._open(chain[0])
-            if src is not None:
-                return src
-        return None
 
     def batches(self, *, follow: bool, stop: Callable[[], bool] | None = None,
                 poll_interval: float = 0.05) -> Iterator[list[LogEntry]]:
@@ -500,7 +586,8 @@ class FileWalker:
         stopping = False
         while True:
             if self._src is None:
-                self._src = self._first()
+                first = self._next_source(None)
+                self._src = first or None
                 if self._src is None:
                     if not follow or stopping:
                         return
@@ -516,7 +603,7 @@ class FileWalker:
                     current = os.stat(self.path).st_ino
                 except FileNotFoundError:
                     current = None  # between unlink and re-create (max-file 1)
-                if current == src.identity:
+                if current == src.ino:
                     if not follow or stopping:
                         return
                     stopping = bool(stop and stop())
@@ -527,15 +614,12 @@ class FileWalker:
                 entries = self._read_available(src)
                 if entries:
                     yield entries
-            nxt = self._successor(src)
-            if nxt is None or nxt is False:
-                if not follow and nxt is None:
+            opened = self._next_source(src)
+            if opened is None or opened is False:
+                if not follow and opened is None:
                     return
                 time.sleep(min(poll_interval, 0.01))
                 continue
-            opened = self._open(nxt)
-            if opened is None:
-                continue  # renamed or compressed meanwhile: list again
             src.close()
             self._src = opened
 

@@ -202,6 +202,10 @@ class SupervisorHandle:
         except socket.timeout:
             sock.close()
             raise Unavailable(f"supervisor of {self.container_id} did not answer {doc.get('op')}") from None
+        except (ConnectionResetError, BrokenPipeError):
+            # It exited with our connection still in its backlog.
+            sock.close()
+            raise self._gone_error() from None
         except BaseException:
             sock.close()
             raise

@@ -34,7 +34,7 @@ import socket
 import time
 from pathlib import Path
 
-from dockyard.errors import DockyardError, FailedPrecondition, Internal, InvalidArgument, NotFound
+from dockyard.errors import AlreadyExists, DockyardError, FailedPrecondition, Internal, InvalidArgument, NotFound
 
 from . import protocol as P
 from .spec import ExitStatus, SupervisorSpec, rfc3339nano
@@ -202,11 +202,13 @@ class Supervisor:
     def prepare(self) -> None:
         """Files, lock, control socket, signals: before the container exists."""
         os.makedirs(self.dir, mode=0o711, exist_ok=True)
-        self.lock_fd = os.open(self.path(P.SUPERVISOR_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        lock_fd = os.open(self.path(P.SUPERVISOR_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise FailedPrecondition(f"container {self.cid}: another supervisor runs in {self.dir}") from None
+            os.close(lock_fd)
+            raise AlreadyExists(f"container {self.cid}: another supervisor runs in {self.dir}") from None
+        self.lock_fd = lock_fd
         from dockyard.linux.process import process_start_time
 
         os.ftruncate(self.lock_fd, 0)
@@ -396,11 +398,22 @@ class Supervisor:
         self._reap_all()
         if self.listen is not None:
             self.listen.close()
-        for name in (P.CONTROL_SOCK, P.STATE_FILE):
+        names = [P.CONTROL_SOCK, P.STATE_FILE]
+        if self.lock_fd >= 0:
+            names.append(P.SUPERVISOR_LOCK)  # ours: no other supervisor ran here
+        for name in names:
             try:
                 os.unlink(self.path(name))
             except FileNotFoundError:
                 pass
+        # Unlocked before the requester hears of the failure, so that it can
+        # spawn again at once.
+        _close(self.lock_fd)
+        self.lock_fd = -1
+        try:
+            os.rmdir(self.dir)
+        except OSError:
+            pass  # not empty: the caller's files live there too
 
     # -- the loop ---------------------------------------------------------
 
