@@ -12,6 +12,11 @@ state).  Only where nothing but the message can tell two causes apart
 Error text is taken from the runtime's own log (``--log`` on a memfd with
 ``--log-format json``), so the container's stderr, which create and exec
 hand to the runtime as its own stderr, never has to be read.
+
+The binary is started with ``posix_spawn`` (vfork-fast) and its output
+captured on memfds, without the subprocess module: that module pulls in
+threading, whose fork hooks would make every supervisor (a forked process
+that calls this) copy pages it could share.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -72,27 +76,27 @@ class ExternalRuntime:
         return its stdout, or raise the classified error."""
         binary = self._resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        log_fd = os.memfd_create("runtime-log", os.MFD_CLOEXEC)
+        opened: list[int] = []
         try:
-            argv = [binary, "--root", str(self.root), "--log", f"/proc/self/fd/{log_fd}",
+            log_fd = _memfd("runtime-log", opened)
+            argv = [binary, "--root", str(self.root), "--log", f"/proc/self/fd/{_LOG_FD}",
                     "--log-format", "json", *args]
             if capture:
-                stdin, stdout, stderr = subprocess.DEVNULL, subprocess.PIPE, subprocess.PIPE
+                null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                opened.append(null)
+                stdin, stdout, stderr = null, _memfd("stdout", opened), _memfd("stderr", opened)
             else:
                 # create/exec: the runtime's stdio become the container
-                # process's, unless a terminal is used.
+                # process's, unless a terminal is used (None: ours).
                 s = stdio or Stdio()
                 stdin, stdout, stderr = s.stdin, s.stdout, s.stderr
-            try:
-                proc = subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=(log_fd,),
-                                      check=False)
-            except OSError as e:
-                raise Unavailable(f"running {self.name}: {e.strerror}") from e
-            if proc.returncode == 0:
-                return proc.stdout or b""
-            message = self._error_text(log_fd, proc.stderr if capture else None)
+            status = _spawn_wait(argv, (stdin, stdout, stderr), log_fd, self.name)
+            if status == 0:
+                return _read_all(stdout) if capture else b""
+            message = self._error_text(log_fd, _read_all(stderr) if capture else None)
         finally:
-            os.close(log_fd)
+            for fd in opened:
+                os.close(fd)
         raise self._classify(what, container_id, message)
 
     @staticmethod
@@ -244,6 +248,60 @@ class ExternalRuntime:
 
     def resume(self, container_id: str) -> None:
         self._run(["resume", container_id], what="resume", container_id=container_id)
+
+
+#: The fd number the runtime's log memfd gets in the child.
+_LOG_FD = 3
+
+
+def _memfd(name: str, opened: list[int]) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    opened.append(fd)
+    return fd
+
+
+def _read_all(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _spawn_wait(argv: list[str], stdio: tuple[int | None, int | None, int | None], log_fd: int,
+                name: str) -> int:
+    """posix_spawn ``argv`` with ``stdio`` as fds 0-2 (None: inherit ours)
+    and ``log_fd`` as fd 3; wait for it; its exit status (128+N if killed).
+
+    Every fd of ours is close-on-exec, so the child gets exactly these."""
+    # dup2 clears close-on-exec on the target; sources that would be
+    # overwritten before use (an fd numbered 0-3) are moved out of the way.
+    actions = []
+    sources = [fd for fd in (*stdio, log_fd) if fd is not None]
+    moved: dict[int, int] = {}
+    for fd in sources:
+        if fd <= _LOG_FD and fd not in moved:
+            moved[fd] = os.dup(fd)
+    try:
+        for target, fd in enumerate(stdio):
+            if fd is not None:
+                actions.append((os.POSIX_SPAWN_DUP2, moved.get(fd, fd), target))
+        actions.append((os.POSIX_SPAWN_DUP2, moved.get(log_fd, log_fd), _LOG_FD))
+        try:
+            pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsigdef=_SIGDEF)
+        except OSError as e:
+            raise Unavailable(f"running {name}: {e.strerror}") from e
+    finally:
+        for fd in moved.values():
+            os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+#: Signals reset to their default in the runtime's process (a caller may
+#: ignore some, and an ignored disposition survives exec).
+_SIGDEF = (signal.SIGPIPE, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGQUIT)
 
 
 def _state_from_json(doc: dict[str, Any]) -> State:

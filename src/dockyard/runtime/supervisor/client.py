@@ -30,7 +30,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -395,6 +394,8 @@ class SupervisorClient:
         if pid:
             return pid
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
+        import subprocess  # here: the zygote imports this module and must not pull in threading
+
         log = os.open(self.state_dir / P.ZYGOTE_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         r, w = os.pipe()
         try:

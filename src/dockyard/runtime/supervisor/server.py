@@ -23,6 +23,7 @@ The protocol is documented in :mod:`.protocol`.
 
 from __future__ import annotations
 
+import array
 import errno
 import fcntl
 import importlib
@@ -31,6 +32,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -121,6 +123,75 @@ class Conn:
         self.exec: ExecSession | None = None
 
 
+class ForkedRuntime:
+    """The runtime, with every call made in a short-lived forked child.
+
+    Why: a supervisor lives as long as its container, and every page it
+    writes stops being shared with the zygote.  A runtime call (runc's
+    subprocess machinery, the native runtime's setup) touches a lot of the
+    heap; made in a throw-away child, those copies die with the child and
+    the supervisor stays small.  Processes the call leaves behind (init,
+    an exec'd process) are re-parented to the supervisor, the subreaper.
+    """
+
+    def __init__(self, runtime) -> None:
+        self._runtime = runtime
+        self.name = runtime.name
+        self.root = runtime.root
+
+    def __getattr__(self, method: str):
+        fn = getattr(self._runtime, method)
+
+        def call(*args, **kwargs):
+            return _in_child(fn, args, kwargs)
+
+        return call
+
+
+def _in_child(fn, args, kwargs):
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        raise
+    if pid == 0:  # the helper
+        code = 0
+        try:
+            os.close(r)
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            try:
+                doc = {"ok": True, "value": fn(*args, **kwargs)}
+            except BaseException as e:  # noqa: BLE001 - handed to the supervisor as an error answer
+                if not isinstance(e, DockyardError):
+                    e = Internal(f"{getattr(fn, '__name__', 'runtime call')}: {type(e).__name__}: {e}")
+                doc = P.error_doc(e)
+            view = memoryview(json.dumps(doc).encode())
+            while view:
+                view = view[os.write(w, view):]
+        except BaseException:  # noqa: BLE001 - never return into the supervisor's loop
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks = []
+    try:
+        while chunk := os.read(r, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    try:
+        doc = json.loads(b"".join(chunks))
+    except ValueError:
+        raise Internal(f"runtime call {getattr(fn, '__name__', '?')} died without an answer") from None
+    if not doc.get("ok"):
+        P.raise_error(doc)
+    return doc.get("value")
+
+
 def _exit_code(status: int) -> tuple[int, int | None]:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -128,9 +199,10 @@ def _exit_code(status: int) -> tuple[int, int | None]:
     return os.waitstatus_to_exitcode(status), None
 
 
-def _memory_cgroup_counter(pid: int):
-    """A function reading the OOM-kill count of ``pid``'s memory cgroup
-    (resolved now, while the process exists), or None."""
+def oom_source(pid: int) -> tuple[str, str] | None:
+    """(file, key) holding the OOM-kill count of ``pid``'s memory cgroup,
+    resolved now while the process exists (v1 memory.oom_control or v2
+    memory.events, line ``oom_kill N``); None without one."""
     try:
         with open(f"/proc/{pid}/cgroup") as f:
             lines = f.read().splitlines()
@@ -145,24 +217,28 @@ def _memory_cgroup_counter(pid: int):
             v2 = path
     candidates = []
     if v1 is not None:
-        candidates.append((f"/sys/fs/cgroup/memory{v1}/memory.oom_control", "oom_kill"))
+        candidates.append(f"/sys/fs/cgroup/memory{v1}/memory.oom_control")
     if v2 is not None:
-        candidates += [(f"/sys/fs/cgroup{v2}/memory.events", "oom_kill"),
-                       (f"/sys/fs/cgroup/unified{v2}/memory.events", "oom_kill")]
-    for path, key in candidates:
+        candidates += [f"/sys/fs/cgroup{v2}/memory.events", f"/sys/fs/cgroup/unified{v2}/memory.events"]
+    for path in candidates:
         if os.path.exists(path):
-            def read(path=path, key=key) -> int:
-                try:
-                    with open(path) as f:
-                        for line in f:
-                            name, _, value = line.partition(" ")
-                            if name == key:
-                                return int(value)
-                except OSError:
-                    pass
-                return 0
-            return read
+            return path, "oom_kill"
     return None
+
+
+def read_oom_count(source: tuple[str, str] | None) -> int:
+    if not source:
+        return 0
+    path, key = source
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 class Supervisor:
@@ -170,7 +246,7 @@ class Supervisor:
         self.cid = container_id
         self.dir = directory
         self.spec = spec
-        self.runtime = None
+        self._runtime = None
         self.listen: socket.socket | None = None
         self.control_path: P.SocketPath | None = None
         self.lock_fd = -1
@@ -190,11 +266,21 @@ class Supervisor:
         self.finished = False
         self.linger_deadline = 0.0
         self.oom_before = 0
-        self.oom_counter = None
+        self.oom_source: tuple[str, str] | None = None
         self.sig_r = -1
         self._exec_seq = 0
+        #: the supervisor proper's pid (the setup helper's parent)
+        self.supervisor_pid = os.getpid()
 
     # -- setup ------------------------------------------------------------
+
+    @property
+    def runtime(self):
+        """In the supervisor proper: the runtime behind ForkedRuntime, made
+        on first use; in the setup helper: the runtime itself."""
+        if self._runtime is None:
+            self._runtime = ForkedRuntime(self._open_runtime())
+        return self._runtime
 
     def path(self, name: str) -> str:
         return os.path.join(self.dir, name)
@@ -212,8 +298,8 @@ class Supervisor:
         from dockyard.linux.process import process_start_time
 
         os.ftruncate(self.lock_fd, 0)
-        os.pwrite(self.lock_fd, json.dumps({"pid": os.getpid(),
-                                            "start_time": process_start_time(os.getpid())}).encode(), 0)
+        os.pwrite(self.lock_fd, json.dumps({"pid": self.supervisor_pid,
+                                            "start_time": process_start_time(self.supervisor_pid)}).encode(), 0)
         for stale in (P.EXIT_FILE, P.STATE_FILE, P.CONTROL_SOCK):
             try:
                 os.unlink(self.path(stale))
@@ -225,6 +311,8 @@ class Supervisor:
         os.chmod(self.path(P.CONTROL_SOCK), 0o600)
         self.listen.listen(64)
         self.listen.setblocking(False)
+
+    def install_signals(self) -> None:
         # Children are reaped in the loop; SIGCHLD only wakes it.  Handlers,
         # not SIG_IGN, for the termination signals: an ignored disposition
         # would be inherited by the container's processes across exec.
@@ -258,41 +346,26 @@ class Supervisor:
     def create_and_start(self) -> dict:
         """Create (and start, unless told not to) the container; the answer
         to the spawn request."""
-        from dockyard.linux.process import set_child_subreaper
         from dockyard.runtime.base import Stdio
 
-        set_child_subreaper(True)
         self.tty = self._terminal()
-        self.runtime = self._open_runtime()
-        copier = self._open_copier()
-        try:
-            if self.tty:
-                self.io, self.pid = self._create_tty(copier)
-            else:
-                self.io, self.pid = self._create_pipes(copier, Stdio)
-        except BaseException:
-            copier.close()
-            raise
+        self._runtime = self._open_runtime()
+        # Opened here to fail before the container exists on bad log
+        # options; the supervisor proper opens its own.
+        self._open_copier().close()
+        if self.tty:
+            self.io, self.pid = self._create_tty(None)
+        else:
+            self.io, self.pid = self._create_pipes(None, Stdio)
         self.created_at = rfc3339nano()
-        self.oom_counter = _memory_cgroup_counter(self.pid) if not self.spec.cgroups_path else \
-            self._cgroup_counter()
-        self.oom_before = self.oom_counter() if self.oom_counter else 0
+        self.oom_source = oom_source(self.pid)
+        self.oom_before = read_oom_count(self.oom_source)
         self.status = "created"
         if self.spec.start:
             self._start()
         else:
             self._write_state()
         return self._status_doc()
-
-    def _cgroup_counter(self):
-        try:
-            from dockyard.runtime.cgroups import open_cgroup
-
-            cgroup = open_cgroup(self.spec.cgroups_path, self.cid)
-            cgroup.oom_kill_count()
-            return cgroup.oom_kill_count
-        except (ImportError, DockyardError, OSError):
-            return _memory_cgroup_counter(self.pid)
 
     def _create_pipes(self, copier, Stdio):
         container_side = []
@@ -381,7 +454,7 @@ class Supervisor:
         P.write_json_atomic(self.path(P.STATE_FILE), self._status_doc())
 
     def _status_doc(self) -> dict:
-        doc = {"ok": True, "container_id": self.cid, "pid": self.pid, "supervisor_pid": os.getpid(),
+        doc = {"ok": True, "container_id": self.cid, "pid": self.pid, "supervisor_pid": self.supervisor_pid,
                "status": self.status, "created_at": self.created_at, "started_at": self.started_at,
                "tty": self.tty, "stdin": self.spec.stdin, "directory": self.dir}
         if self.exit is not None:
@@ -390,9 +463,9 @@ class Supervisor:
 
     def abort(self) -> None:
         """Undo a failed spawn: nothing of the container may remain."""
-        if self.runtime is not None and self.pid:
+        if self._runtime is not None and self.pid:
             try:
-                self.runtime.delete(self.cid, force=True)
+                self._runtime.delete(self.cid, force=True)
             except DockyardError:
                 pass
         self._reap_all()
@@ -415,9 +488,55 @@ class Supervisor:
         except OSError:
             pass  # not empty: the caller's files live there too
 
+    # -- handover from the setup helper to the supervisor proper ------------
+
+    def handover(self) -> tuple[dict, list[int]]:
+        """What the supervisor proper needs: scalars and the fds (lock,
+        control socket, the process's stdio)."""
+        io = self.io
+        fds = [self.lock_fd, self.listen.fileno()]
+        out = []
+        for fd, kind in io.out.items():
+            out.append([len(fds), kind])
+            fds.append(fd)
+        stdin = master = None
+        if io.master is not None:
+            master = next(i for i, fd in enumerate(fds) if fd == io.master)
+        if io.stdin_fd is not None:
+            if io.stdin_fd == io.master:
+                stdin = master
+            else:
+                stdin = len(fds)
+                fds.append(io.stdin_fd)
+        doc = {"pid": self.pid, "status": self.status, "created_at": self.created_at,
+               "started_at": self.started_at, "tty": self.tty, "oom_before": self.oom_before,
+               "oom_source": list(self.oom_source) if self.oom_source else None,
+               "out": out, "stdin": stdin, "master": master}
+        return doc, fds
+
+    def adopt(self, doc: dict, fds: list[int]) -> None:
+        """Take over what the setup helper made."""
+        self.lock_fd = fds[0]
+        self.listen = socket.socket(fileno=fds[1])
+        self.listen.setblocking(False)
+        self.pid = doc["pid"]
+        self.status = doc["status"]
+        self.created_at = doc["created_at"]
+        self.started_at = doc["started_at"]
+        self.tty = doc["tty"]
+        self.oom_before = doc["oom_before"]
+        self.oom_source = tuple(doc["oom_source"]) if doc["oom_source"] else None
+        out = {fds[i]: kind for i, kind in doc["out"]}
+        master = fds[doc["master"]] if doc["master"] is not None else None
+        stdin = fds[doc["stdin"]] if doc["stdin"] is not None else None
+        self.io = ProcessIO(self.tty, master, out, stdin, self._open_copier())
+        self.control_path = P.SocketPath(self.path(P.CONTROL_SOCK))
+
     # -- the loop ---------------------------------------------------------
 
     def run(self) -> None:
+        self._reap()  # init may have exited before SIGCHLD woke anything
+        self._progress()
         while True:
             events: dict[int, int] = {self.sig_r: _POLLIN}
             if self.listen is not None:
@@ -647,12 +766,7 @@ class Supervisor:
             io.copier.close()
         except Exception as e:  # noqa: BLE001 - a log failure must not lose the exit status
             error = f"closing the log: {e}"
-        oom = False
-        if self.oom_counter is not None:
-            try:
-                oom = self.oom_counter() > self.oom_before
-            except (OSError, DockyardError, ValueError):
-                pass
+        oom = self.oom_source is not None and read_oom_count(self.oom_source) > self.oom_before
         try:
             self.runtime.delete(self.cid, force=True)
         except DockyardError as e:
@@ -1001,8 +1115,18 @@ _OPS = {name[3:]: fn for name, fn in vars(Supervisor).items() if name.startswith
 
 
 def serve(reply: socket.socket, request: dict) -> int:
-    """Body of a freshly forked supervisor: create/start the container,
-    answer the spawn request on ``reply``, then supervise until exit."""
+    """Body of a freshly forked supervisor.
+
+    The setup (files, control socket, pipes, runtime create and start) runs
+    in a throw-away child, which answers the spawn request and hands its
+    results over (fds by SCM_RIGHTS); the supervisor proper only runs the
+    loop, so the pages the setup code touched are never its own (see
+    ForkedRuntime for why that matters).  The supervisor is the child
+    subreaper from the start, so the container's init, orphaned when the
+    setup child and the runtime's helpers exit, is re-parented to it.
+    """
+    from dockyard.linux.process import set_child_subreaper
+
     container_id = request.get("container_id") or ""
     try:
         spec = SupervisorSpec.from_json(request.get("spec") or {})
@@ -1010,10 +1134,44 @@ def serve(reply: socket.socket, request: dict) -> int:
     except (TypeError, KeyError, ValueError) as e:
         _answer(reply, P.error_doc(InvalidArgument(f"spawn: bad spec: {e}")))
         return 1
+    set_child_subreaper(True)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            ours.close()
+            code = _setup(theirs, reply, container_id, directory, spec)
+        finally:
+            os._exit(code)
+    theirs.close()
+    reply.close()
+    try:
+        doc, fds = _receive_handover(ours)
+    finally:
+        ours.close()
+        os.waitpid(pid, 0)
+    if doc is None:
+        return 1
     sup = Supervisor(container_id, directory, spec)
+    sup.adopt(doc, fds)
+    sup.install_signals()
+    sup.run()
+    return 0
+
+
+def _setup(channel: socket.socket, reply: socket.socket, container_id: str, directory: str,
+           spec: SupervisorSpec) -> int:
+    """In the setup child: make the container, hand it over, answer."""
+    sup = Supervisor(container_id, directory, spec)
+    sup.supervisor_pid = os.getppid()
     try:
         sup.prepare()
-        doc = sup.create_and_start()
+        answer = sup.create_and_start()
+        doc, fds = sup.handover()
+        payload = json.dumps(doc).encode()
+        channel.sendmsg([struct.pack(">I", len(payload)), payload],
+                        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
     except BaseException as e:  # noqa: BLE001 - every failure is answered, then undone
         if not isinstance(e, DockyardError):
             e = Internal(f"supervisor for {container_id}: {type(e).__name__}: {e}")
@@ -1022,9 +1180,33 @@ def serve(reply: socket.socket, request: dict) -> int:
         finally:
             _answer(reply, P.error_doc(e))
         return 1
-    _answer(reply, doc)
-    sup.run()
+    _answer(reply, answer)
     return 0
+
+
+def _receive_handover(channel: socket.socket) -> tuple[dict | None, list[int]]:
+    fds = array.array("i")
+    data, ancdata, _, _ = channel.recvmsg(1 << 16, socket.CMSG_SPACE(64 * fds.itemsize))
+    for level, kind, raw in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(raw[:len(raw) - len(raw) % fds.itemsize])
+    if len(data) < 4:
+        for fd in fds:
+            _close(fd)
+        return None, []
+    (size,) = struct.unpack(">I", data[:4])
+    payload = data[4:]
+    while len(payload) < size:
+        chunk = channel.recv(size - len(payload))
+        if not chunk:
+            break
+        payload += chunk
+    try:
+        return json.loads(payload), list(fds)
+    except ValueError:
+        for fd in fds:
+            _close(fd)
+        return None, []
 
 
 def _answer(reply: socket.socket, doc: dict) -> None:

@@ -34,13 +34,36 @@ PRELOAD = (
     "dockyard.runtime.external",
     "dockyard.linux.process",
     "dockyard.linux.terminal",
-    "subprocess",
 )
 #: Imported if they exist (heavier, but shared).
 PRELOAD_OPTIONAL = (
     "dockyard.runtime.native",
     "dockyard.runtime.cgroups",
 )
+
+
+def _quiet_threading_fork_hook() -> None:
+    """Skip the threading module's after-fork bookkeeping in supervisors.
+
+    The native runtime imports logging, which imports threading, whose
+    fork hook rebuilds its thread registry in every child: Python code run
+    at each fork that copies hundreds of KiB of shared pages per
+    supervisor.  The zygote and its children never start threads (see the
+    module docstring), so there is nothing for it to fix up; the hook is
+    registered once and cannot be removed, so its body is emptied, in this
+    process only."""
+    threading = sys.modules.get("threading")
+    hook = getattr(threading, "_after_fork", None)
+    if hook is None or threading.active_count() != 1:
+        return
+    hook.__code__ = (lambda: None).__code__
+    # logging's hook walks its handlers' weak set in Python; with one
+    # thread no handler lock can be held at the fork, so of its work only
+    # re-initialising the module lock (taken before the fork) matters.
+    logging = sys.modules.get("logging")
+    hook = getattr(logging, "_after_at_fork_child_reinit_locks", None)
+    if hook is not None:
+        hook.__code__ = (lambda: _lock._at_fork_reinit()).__code__  # noqa: F821 - runs in logging's globals
 
 
 def _preload(names, optional: bool = False) -> None:
@@ -50,6 +73,71 @@ def _preload(names, optional: bool = False) -> None:
         except ImportError:
             if not optional:
                 raise
+
+
+def _warm_up(state_dir: str, spec: dict) -> None:
+    """Run the log path a few dozen times, so that Python's adaptive
+    interpreter has specialised its bytecode here, once, instead of in
+    every supervisor (where each rewritten code object is a page copied)."""
+    module = spec.get("log_module") or "dockyard.logs"
+    driver = spec.get("log_driver") or "none"
+    directory = os.path.join(state_dir, ".warmup")
+    try:
+        logs = importlib.import_module(module)
+        os.makedirs(directory, exist_ok=True)
+        for _ in range(3):
+            copier = logs.open_copier(driver, os.path.join(directory, "warmup.log"), spec.get("log_options") or {})
+            for i in range(40):
+                copier.feed("stdout", b"warm up line %d\nand a partial" % i)
+                copier.feed("stderr", b"more\n")
+            copier.close()
+    except Exception:  # noqa: BLE001 - an optimisation only
+        pass
+    finally:
+        try:
+            for name in os.listdir(directory):
+                os.unlink(os.path.join(directory, name))
+            os.rmdir(directory)
+        except OSError:
+            pass
+
+
+#: Objects that occupy the free blocks of partly used allocator pools.
+_PLUGS: list = []
+
+
+def _plug_free_blocks() -> None:
+    """Occupy every free block of the small-object allocator's partly used
+    pools, so that a supervisor's new objects go to fresh pools (pages it
+    owns anyway) instead of into free slots scattered over pages it shares
+    with the zygote, each of which a single allocation would copy."""
+    report = os.memfd_create("mallocstats", os.MFD_CLOEXEC)
+    saved = os.dup(2)
+    try:
+        os.dup2(report, 2)
+        sys._debugmallocstats()
+        os.lseek(report, 0, os.SEEK_SET)
+        raw = b""
+        while chunk := os.read(report, 1 << 16):
+            raw += chunk
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(report)
+    text = raw.decode(errors="replace")
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 5 or not fields[0].isdigit():
+            continue
+        size_class, avail = int(fields[0]), int(fields[4])
+        size = 16 * (size_class + 1)
+        for _ in range(avail):
+            if size <= 16:
+                _PLUGS.append([None, None])  # its item array is 16 bytes
+            elif size <= 32:
+                _PLUGS.append(float(len(_PLUGS)))
+            else:
+                _PLUGS.append(b"x" * (size - 33))  # a bytes object of exactly this class
 
 
 def _preload_for(spec: dict) -> bool:
@@ -104,10 +192,12 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     _preload(PRELOAD)
     _preload(PRELOAD_OPTIONAL, optional=True)
+    _quiet_threading_fork_hook()
     gc.collect()
+    _plug_free_blocks()
     gc.freeze()
     _ready(ready_fd, f"ok {os.getpid()}\n".encode())
-    serve(listener, lock_fd, address)
+    serve(listener, lock_fd, address, state_dir)
 
 
 def _ready(fd: int, message: bytes) -> None:
@@ -135,7 +225,10 @@ def _read_request(conn: socket.socket) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
-def serve(listener: socket.socket, lock_fd: int, address: P.SocketPath) -> None:
+_WARMED: set = set()
+
+
+def serve(listener: socket.socket, lock_fd: int, address: P.SocketPath, state_dir: str) -> None:
     while True:
         try:
             conn, _ = listener.accept()
@@ -157,8 +250,17 @@ def serve(listener: socket.socket, lock_fd: int, address: P.SocketPath) -> None:
             listener.close()
             os._exit(0)
         elif op == "spawn":
-            if _preload_for(request.get("spec") or {}):
+            spec = request.get("spec") or {}
+            changed = _preload_for(spec)
+            key = (spec.get("log_module"), spec.get("log_driver"))
+            if key not in _WARMED:
+                _WARMED.add(key)
+                _warm_up(state_dir, spec)
+                changed = True
+            if changed:
+                _quiet_threading_fork_hook()
                 gc.collect()
+                _plug_free_blocks()
                 gc.freeze()
             _fork_supervisor(conn, request, listener, lock_fd, address)
         else:
