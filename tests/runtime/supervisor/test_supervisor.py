@@ -242,3 +242,21 @@ def test_oom_killed_is_recorded(harness, make_bundle, test_id):
     cid = test_id + "n"
     harness.spawn(cid, make_bundle(["sh", "-c", "exit 1"], memory=32 << 20))
     assert not harness.client.connect(cid).wait(timeout=30).oom_killed
+
+
+def test_full_log_disk_loses_lines_not_the_container(harness, make_bundle, test_id, tmp_path):
+    """A log on a full filesystem: lines are lost, the container and its
+    exit record are not."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], check=True)
+    try:
+        bundle = make_bundle(["sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done; exit 4"])
+        harness.spawn(test_id, bundle, log_path=str(small / "c-json.log"))
+        handle = harness.client.connect(test_id)
+        status = handle.wait(timeout=60)
+        assert status.exit_code == 4
+        assert (small / "c-json.log").stat().st_size > 0
+        assert b"No space left on device" in (harness.state_dir / "zygote.log").read_bytes()
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)

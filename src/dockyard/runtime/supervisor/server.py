@@ -269,6 +269,7 @@ class Supervisor:
         self.oom_source: tuple[str, str] | None = None
         self.sig_r = -1
         self._exec_seq = 0
+        self.log_errors = 0
         #: the supervisor proper's pid (the setup helper's parent)
         self.supervisor_pid = os.getpid()
 
@@ -562,11 +563,23 @@ class Supervisor:
             except InterruptedError:
                 ready = []
             for fd, ev in ready:
-                self._dispatch(fd, ev)
+                try:
+                    self._dispatch(fd, ev)
+                except Exception as e:  # noqa: BLE001 - the supervisor must outlive any one bug
+                    self._fault(fd, e)
             self._reap()
             self._progress()
             if self.finished and (not self._pending_output() or time.monotonic() > self.linger_deadline):
                 return
+
+    def _fault(self, fd: int, exc: Exception) -> None:
+        import traceback
+
+        os.write(2, f"supervisor {self.cid}: {type(exc).__name__}: {exc}\n".encode(errors="replace"))
+        traceback.print_exc()
+        conn = self.conns.get(fd)
+        if conn is not None:
+            self._drop(conn)
 
     def _ios(self):
         if self.io is not None:
@@ -633,7 +646,7 @@ class Supervisor:
         if not data:
             del io.out[fd]
             if io.copier is not None:
-                io.copier.end(P.STREAM_NAMES[kind])
+                self._log(io, "end", P.STREAM_NAMES[kind])
             if fd == io.master:
                 io.stdin_fd = None
                 io.stdin_buf.clear()
@@ -641,12 +654,24 @@ class Supervisor:
             _close(fd)
             return
         if io.copier is not None:
-            io.copier.feed(P.STREAM_NAMES[kind], data)
+            self._log(io, "feed", P.STREAM_NAMES[kind], data)
         if io.subscribers:
             frame = P.encode_frame(kind, data)
             for conn in io.subscribers:
                 if kind in conn.kinds:
                     self._send(conn, frame)
+
+    def _log(self, io: ProcessIO, method: str, *args) -> None:
+        """Hand output to the log driver.  A failing log (disk full, a
+        driver bug) loses those lines, never the container: the error goes
+        to the zygote's log and the relay carries on."""
+        try:
+            getattr(io.copier, method)(*args)
+        except Exception as e:  # noqa: BLE001 - see above
+            self.log_errors += 1
+            if self.log_errors <= 10 or self.log_errors % 1000 == 0:
+                os.write(2, f"supervisor {self.cid}: log driver: {type(e).__name__}: {e} "
+                            f"({self.log_errors} errors)\n".encode(errors="replace"))
 
     def _write_stdin(self, io: ProcessIO) -> None:
         if io.stdin_fd is None:
@@ -754,7 +779,7 @@ class Supervisor:
         io = self.io
         for fd in list(io.out):
             if io.copier is not None:
-                io.copier.end(P.STREAM_NAMES[io.out[fd]])
+                self._log(io, "end", P.STREAM_NAMES[io.out[fd]])
             _close(fd)
         io.out.clear()
         if io.stdin_fd is not None and io.stdin_fd != io.master:
