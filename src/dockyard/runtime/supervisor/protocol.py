@@ -135,8 +135,10 @@ def raise_error(doc: dict) -> None:
     raise kinds.get(err.get("kind"), errors.Internal)(err.get("message") or "supervisor request failed")
 
 
-def write_json_atomic(path: str, doc: dict) -> None:
-    """temp file, fsync, rename: readers see the old file or the new one."""
+def write_json_atomic(path: str, doc: dict, *, durable: bool = True) -> None:
+    """temp file, fsync, rename: readers see the old file or the new one.
+    ``durable=False`` skips the fsync, for a record that is rewritten from
+    live state anyway (a crash of the machine kills the container too)."""
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
@@ -144,7 +146,8 @@ def write_json_atomic(path: str, doc: dict) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)

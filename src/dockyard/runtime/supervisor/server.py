@@ -452,7 +452,9 @@ class Supervisor:
         self._write_state()
 
     def _write_state(self) -> None:
-        P.write_json_atomic(self.path(P.STATE_FILE), self._status_doc())
+        # Not fsync'd: it describes a live process, which no crash of the
+        # machine outlives; exit.json, which must survive, is.
+        P.write_json_atomic(self.path(P.STATE_FILE), self._status_doc(), durable=False)
 
     def _status_doc(self) -> dict:
         doc = {"ok": True, "container_id": self.cid, "pid": self.pid, "supervisor_pid": self.supervisor_pid,
