@@ -30,6 +30,7 @@ has been read).
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -101,7 +102,9 @@ def driver_module(driver: str) -> Any:
     module = DRIVERS.get(driver)
     if module is None:
         raise InvalidArgument(f"logger: no log driver named '{driver}' is registered")
-    return importlib.import_module(module)
+    # sys.modules first: import_module runs importlib's Python code even
+    # for a loaded module, which a forked supervisor would pay for in pages.
+    return sys.modules.get(module) or importlib.import_module(module)
 
 
 def validate(driver: str, options: dict[str, str]) -> None:

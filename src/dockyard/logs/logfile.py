@@ -116,7 +116,8 @@ class RotatingFile:
         self.path = Path(path)
         self.options = options
         self.perms = perms
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.path.isdir(self.path.parent):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, perms)
         self._size = os.lseek(self._fd, 0, os.SEEK_END)
         self._pending: list[bytes] = []

@@ -228,6 +228,12 @@ def test_zygote_shared_and_restarted(harness, make_bundle, test_id):
     info = harness.spawn(test_id + "b", make_bundle(["sh", "-c", "exit 5"]))
     assert harness.client.zygote_pid() not in (None, zygote)
     assert harness.client.connect(info.container_id).wait(timeout=30).exit_code == 5
+    # A zygote running other code (an upgrade) is replaced by the next client.
+    second = harness.client.zygote_pid()
+    lock = harness.state_dir / P.ZYGOTE_LOCK
+    lock.write_text(json.dumps({"pid": second, "version": "older"}))
+    third = SupervisorClient(harness.state_dir).ensure_zygote()
+    assert third != second and not pid_alive(second)
 
 
 def test_oom_killed_is_recorded(harness, make_bundle, test_id):

@@ -376,6 +376,7 @@ class SupervisorClient:
         self.state_dir = Path(state_dir).absolute()
         self.python = python or sys.executable
         self.spawn_timeout = spawn_timeout
+        self._zygote_version: str | None = None
 
     def directory(self, container_id: str) -> Path:
         return self.state_dir / container_id
@@ -389,10 +390,16 @@ class SupervisorClient:
         return int(_read_lock_doc(lock).get("pid") or 0) or None
 
     def ensure_zygote(self) -> int:
-        """The zygote's pid, starting it if none runs."""
+        """The zygote's pid, starting it if none runs (or replacing one that
+        runs other code than this client's)."""
         pid = self.zygote_pid()
         if pid:
-            return pid
+            if self._zygote_version is None:
+                self._zygote_version = P.code_version()
+            running = _read_lock_doc(str(self.state_dir / P.ZYGOTE_LOCK)).get("version")
+            if running == self._zygote_version:
+                return pid
+            self.stop_zygote()
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
         import subprocess  # here: the zygote imports this module and must not pull in threading
 

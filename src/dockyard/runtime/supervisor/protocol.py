@@ -81,6 +81,24 @@ EXIT_FILE = "exit.json"
 _SUN_PATH_MAX = 100
 
 
+def code_version() -> str:
+    """Identifies the code a zygote runs (size and mtime of this package's
+    and the log drivers' sources): a client finding a zygote started from
+    other code replaces it, so supervisors always run the installed code.
+    Supervisors already running keep theirs; the wire protocol is stable."""
+    import dockyard.logs
+
+    parts = []
+    for package in (os.path.dirname(__file__), os.path.dirname(dockyard.logs.__file__)):
+        for name in sorted(os.listdir(package)):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(package, name))
+                parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    import zlib
+
+    return f"{zlib.crc32(';'.join(parts).encode()):08x}"
+
+
 def encode_frame(kind: int, payload: bytes = b"") -> bytes:
     return HEADER.pack(kind, len(payload)) + payload
 

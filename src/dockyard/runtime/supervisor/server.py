@@ -23,6 +23,7 @@ The protocol is documented in :mod:`.protocol`.
 
 from __future__ import annotations
 
+import _signal  # signal's C layer: the Python wrapper's enum conversions touch many pages
 import array
 import errno
 import fcntl
@@ -33,6 +34,7 @@ import select
 import signal
 import socket
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -160,8 +162,8 @@ def _in_child(fn, args, kwargs):
         code = 0
         try:
             os.close(r)
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _signal.set_wakeup_fd(-1)
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
             try:
                 doc = {"ok": True, "value": fn(*args, **kwargs)}
             except BaseException as e:  # noqa: BLE001 - handed to the supervisor as an error answer
@@ -319,9 +321,9 @@ class Supervisor:
         # would be inherited by the container's processes across exec.
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.sig_r = r
-        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        _signal.set_wakeup_fd(w, warn_on_full_buffer=False)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, _ignore)
+            _signal.signal(sig, _ignore)
 
     def _open_runtime(self):
         from dockyard.runtime.registry import get_runtime
@@ -330,7 +332,7 @@ class Supervisor:
         return get_runtime(self.spec.runtime, root)
 
     def _open_copier(self):
-        module = importlib.import_module(self.spec.log_module)
+        module = sys.modules.get(self.spec.log_module) or importlib.import_module(self.spec.log_module)
         return module.open_copier(self.spec.log_driver, self.spec.log_path, self.spec.log_options)
 
     def _terminal(self) -> bool:

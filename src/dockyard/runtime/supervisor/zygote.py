@@ -16,6 +16,7 @@ lock held by another thread.
 
 from __future__ import annotations
 
+import _signal  # signal's C layer, cheaper to run in a fresh child
 import fcntl
 import gc
 import importlib
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     os.setsid()
     os.chdir("/")
     os.ftruncate(lock_fd, 0)
-    os.pwrite(lock_fd, str(os.getpid()).encode(), 0)
+    os.pwrite(lock_fd, json.dumps({"pid": os.getpid(), "version": P.code_version()}).encode(), 0)
     # Supervisors are reaped by the kernel; each resets SIGCHLD for itself.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -292,7 +293,7 @@ def _fork_supervisor(conn: socket.socket, request: dict, listener: socket.socket
         address.close()
         os.close(lock_fd)
         os.setsid()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         from dockyard.linux.process import set_name
 
         set_name(f"dy-sup {request.get('container_id', '')}"[:15].encode())
