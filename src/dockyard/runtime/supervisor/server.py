@@ -1143,6 +1143,17 @@ def _ignore(signum, frame) -> None:
 _OPS = {name[3:]: fn for name, fn in vars(Supervisor).items() if name.startswith("op_")}
 
 
+def parse_spawn(request: dict) -> tuple[str, str, SupervisorSpec] | DockyardError:
+    """(container id, directory, spec) of a spawn request, or the error to
+    answer.  The zygote calls this before forking, so that the objects it
+    makes are its own pages, not pages each supervisor copies."""
+    container_id = request.get("container_id") or ""
+    try:
+        return container_id, str(request["directory"]), SupervisorSpec.from_json(request.get("spec") or {})
+    except (TypeError, KeyError, ValueError) as e:
+        return InvalidArgument(f"spawn: bad spec: {e}")
+
+
 def serve(reply: socket.socket, request: dict) -> int:
     """Body of a freshly forked supervisor.
 
@@ -1156,13 +1167,11 @@ def serve(reply: socket.socket, request: dict) -> int:
     """
     from dockyard.linux.process import set_child_subreaper
 
-    container_id = request.get("container_id") or ""
-    try:
-        spec = SupervisorSpec.from_json(request.get("spec") or {})
-        directory = request["directory"]
-    except (TypeError, KeyError, ValueError) as e:
-        _answer(reply, P.error_doc(InvalidArgument(f"spawn: bad spec: {e}")))
+    parsed = request.get("_parsed") or parse_spawn(request)
+    if isinstance(parsed, DockyardError):
+        _answer(reply, P.error_doc(parsed))
         return 1
+    container_id, directory, spec = parsed
     set_child_subreaper(True)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()

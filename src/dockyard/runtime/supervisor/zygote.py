@@ -263,6 +263,9 @@ def serve(listener: socket.socket, lock_fd: int, address: P.SocketPath, state_di
                 gc.collect()
                 _plug_free_blocks()
                 gc.freeze()
+            from .server import parse_spawn
+
+            request["_parsed"] = parse_spawn(request)
             _fork_supervisor(conn, request, listener, lock_fd, address)
         else:
             _send(conn, {"ok": False, "error": {"kind": "invalid_argument", "message": f"unknown op {op!r}"}})
@@ -294,9 +297,13 @@ def _fork_supervisor(conn: socket.socket, request: dict, listener: socket.socket
         os.close(lock_fd)
         os.setsid()
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-        from dockyard.linux.process import set_name
-
-        set_name(f"dy-sup {request.get('container_id', '')}"[:15].encode())
+        # Named for ps; through /proc rather than prctl, whose ctypes call
+        # would copy more pages than the rest of this start-up.
+        comm = os.open("/proc/self/comm", os.O_WRONLY)
+        try:
+            os.write(comm, f"dy-sup {request.get('container_id', '')}"[:15].encode())
+        finally:
+            os.close(comm)
         from .server import serve as serve_container
 
         code = serve_container(conn, request)
