@@ -13,10 +13,17 @@ One single-threaded poll loop owns everything long-lived about a container:
   multithreaded daemon, and the session's I/O is relayed over the client's
   control connection.
 
-Children are reaped only in the loop, never while a runtime call runs, so a
-runtime call that waits for its own helper (runc's subprocess, the native
-runtime's stage-A child) always gets its status.  Runtime calls block the
-loop; they are short.
+Memory: a supervisor lives as long as its container, and every page it
+writes stops being shared with the zygote it was forked from (CPython 3.11
+writes reference counts into every object it touches).  So the supervisor
+proper runs little besides the loop: the setup (files, sockets, pipes,
+runtime create/start) runs in a throw-away child that hands its results
+over (:func:`serve`), and so does every later runtime call
+(:class:`ForkedRuntime`).  Processes those children leave behind (init, an
+exec'd process) are re-parented to the supervisor, the subreaper.
+
+Children are reaped only in the loop, never while a runtime call waits for
+its own helper.  Runtime calls block the loop; they are short.
 
 The protocol is documented in :mod:`.protocol`.
 """

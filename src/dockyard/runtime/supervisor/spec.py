@@ -31,8 +31,9 @@ class SupervisorSpec:
     log_path: str | None = None
     log_options: dict[str, str] = field(default_factory=dict)
     log_module: str = "dockyard.logs"
-    #: OCI linux.cgroupsPath, for OOM accounting through dockyard.runtime.cgroups;
-    #: empty: the memory cgroup is found from /proc/<pid>/cgroup
+    #: OCI linux.cgroupsPath, recorded for the caller.  OOM kills are counted
+    #: in the memory cgroup found from /proc/<init pid>/cgroup, which is right
+    #: whatever path a runtime chose.
     cgroups_path: str = ""
     #: initial terminal size (height, width) when process.terminal is true
     console_size: tuple[int, int] | None = None
