@@ -179,6 +179,12 @@ def test_json_rotation_and_compress(tmp_path):
     first = int(lines[0].split()[1])
     assert lines == [b"line %04d\n" % i for i in range(first, 200)]
     assert first > 0
+    # tail reaches back across rotated (compressed) files, and no further than asked.
+    reader = open_reader("json-file", path)
+    assert len(lines) > 25
+    assert [e.line for e in reader.read(tail=25)] == lines[-25:]
+    assert [e.line for e in reader.read(tail=5)] == lines[-5:]
+    assert [e.line for e in reader.read(tail=100000)] == lines
 
 
 def test_json_max_file_one_truncates(tmp_path):

@@ -580,6 +580,40 @@ class FileWalker:
         # Our file is gone (rotated past max-file): everything left is newer.
         return chain[0]
 
+    def tail(self, n: int, keep: Callable[[LogEntry], bool]) -> list[LogEntry]:
+        """The last ``n`` entries that ``keep`` accepts.  Files are read
+        newest first, and older ones (decompressing them) only while more
+        entries are needed; the walker is left at the end of the current
+        file, so that following goes on from there."""
+        locked = self._lock()
+        try:
+            for _ in range(100):
+                chain = scan(self.path, locked=locked)
+                if not chain:
+                    return []
+                newest = self._open(chain[-1])
+                if newest is None:
+                    continue  # renamed meanwhile (only without a lock): list again
+                found = [e for e in self._read_available(newest) if keep(e)]
+                for member in reversed(chain[:-1]):
+                    if len(found) >= n:
+                        break
+                    older = self._open(member)
+                    if older is None:
+                        continue  # gone meanwhile: what it held is past keeping
+                    try:
+                        found[:0] = [e for e in self._read_available(older) if keep(e)]
+                    finally:
+                        older.close()
+                if self._src is not None:
+                    self._src.close()
+                self._src = newest
+                return found[max(0, len(found) - n):] if n else []
+            return []
+        finally:
+            if locked:
+                self._unlock()
+
     def batches(self, *, follow: bool, stop: Callable[[], bool] | None = None,
                 poll_interval: float = 0.05) -> Iterator[list[LogEntry]]:
         """Lists of entries as they become readable.  Without ``follow`` it
@@ -632,17 +666,10 @@ def read_entries(path: Path, decode: Decoder, *, since: int | None = None, until
     walker = FileWalker(path, decode, since=since)
     try:
         if tail is not None and tail >= 0:
-            from collections import deque
+            def keep(e: LogEntry) -> bool:
+                return (since is None or e.timestamp >= since) and (until is None or e.timestamp <= until)
 
-            last: deque[LogEntry] = deque(maxlen=tail) if tail else deque(maxlen=0)
-            for batch in walker.batches(follow=False):
-                for e in batch:
-                    if since is not None and e.timestamp < since:
-                        continue
-                    if until is not None and e.timestamp > until:
-                        break
-                    last.append(e)
-            yield from last
+            yield from walker.tail(tail, keep)
             if not follow:
                 return
         for batch in walker.batches(follow=follow, stop=stop, poll_interval=poll_interval):
