@@ -82,20 +82,21 @@ _SUN_PATH_MAX = 100
 
 
 def code_version() -> str:
-    """Identifies the code a zygote runs (size and mtime of this package's
-    and the log drivers' sources): a client finding a zygote started from
-    other code replaces it, so supervisors always run the installed code.
-    Supervisors already running keep theirs; the wire protocol is stable."""
-    import dockyard.logs
-
-    parts = []
-    for package in (os.path.dirname(__file__), os.path.dirname(dockyard.logs.__file__)):
-        for name in sorted(os.listdir(package)):
-            if name.endswith(".py"):
-                st = os.stat(os.path.join(package, name))
-                parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    """Identifies the code a zygote runs: size and mtime of every source
+    file of the dockyard package (a zygote preloads runtimes and log drivers
+    from all over it).  A client finding a zygote started from other code
+    replaces it, so new supervisors always run the installed code;
+    supervisors already running keep theirs (the wire protocol is stable)."""
     import zlib
 
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    parts = []
+    for directory, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__pycache__")))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(directory, name))
+                parts.append(f"{directory[len(top):]}/{name}:{st.st_size}:{st.st_mtime_ns}")
     return f"{zlib.crc32(';'.join(parts).encode()):08x}"
 
 
