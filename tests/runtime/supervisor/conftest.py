@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor_helpers import make_config, runtime_names
+from supervisor_helpers import make_config, runtime_params
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def make_bundle(tmp_path: Path, busybox_rootfs: Path):
 
 
 
-@pytest.fixture(params=runtime_names())
+@pytest.fixture(params=runtime_params())
 def harness(request, tmp_path):
     from supervisor_helpers import Harness
 

@@ -1,6 +1,6 @@
-"""Helpers (imported by name; tests/ has no packages) for the supervisor and runc/crun adapter tests: OCI bundles over
-the shared busybox rootfs, runtimes by name, and teardown that kills
-whatever a test started."""
+"""Helpers (imported by name; tests/ has no packages) for the supervisor and
+runc/crun adapter tests: OCI bundles over the shared busybox rootfs,
+runtimes by name, and teardown that kills whatever a test started."""
 
 from __future__ import annotations
 
@@ -26,6 +26,25 @@ def crun_unusable() -> str | None:
     if controllers and Path("/sys/fs/cgroup/memory").is_dir():
         return f"crun does not support hybrid cgroups with v2 controllers {controllers}"
     return None
+
+
+def runtime_params(*, external_only: bool = False) -> list:
+    """pytest params over every runtime: runc, crun, native; one that cannot
+    run here is a skip that says why."""
+    params = []
+    for name in ("runc", "crun", "native"):
+        if external_only and name == "native":
+            continue
+        reason = None
+        if name == "native":
+            if importlib.util.find_spec("dockyard.runtime.native") is None:
+                reason = "the native runtime is not there yet"
+        elif not shutil.which(name):
+            reason = f"{name} is not installed"
+        elif name == "crun":
+            reason = crun_unusable()
+        params.append(pytest.param(name, marks=pytest.mark.skip(reason=reason)) if reason else name)
+    return params
 
 
 def runtime_names() -> list[str]:

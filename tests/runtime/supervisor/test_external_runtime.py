@@ -16,17 +16,15 @@ from dockyard.runtime.base import Runtime, Stdio
 from dockyard.runtime.external import ExternalRuntime
 from dockyard.runtime.registry import available_runtimes, get_runtime
 
-from supervisor_helpers import runtime_names
+from supervisor_helpers import runtime_names, runtime_params
 
 #: The runc-compatible binaries usable here (crun is skipped on hybrid
 #: cgroup hosts it refuses; see conftest.crun_unusable).
 EXTERNAL = [n for n in runtime_names() if n != "native"]
 
 
-@pytest.fixture(params=EXTERNAL or ["runc"])
+@pytest.fixture(params=runtime_params(external_only=True))
 def runtime(request, tmp_path):
-    if not EXTERNAL:
-        pytest.skip("neither runc nor crun is installed")
     rt = ExternalRuntime(request.param, tmp_path / "state")
     made: list[str] = []
     rt.made = made  # type: ignore[attr-defined]
