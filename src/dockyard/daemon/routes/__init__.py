@@ -15,6 +15,9 @@ from types import ModuleType
 ROUTE_MODULES = (
     "system",
     "images",
+    "containers",
+    "exec",
+    "archive",
 )
 
 
