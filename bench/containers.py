@@ -60,7 +60,7 @@ def bench_run(ctx: Context) -> None:
             cli.run("run", "--rm", "--network", "none", "--cgroup-parent", ctx.cgroup_parent, cli.image, "true",
                     quiet=True, timeout=60)
         cases[key] = case
-    reps = ctx.reps(20, 5)
+    reps = ctx.reps(30, 5)
     ctx.log(f"run --rm busybox true: {reps} reps x {len(cases)} engines")
     measured = alternate(cases, reps, warmup=2, log=ctx.log)
     _cli_rows(ctx, measured, "run", "run --rm busybox true", NETWORK_NOTE)
@@ -107,7 +107,7 @@ def bench_exec(ctx: Context) -> None:
             def case(cli: Cli = cli, cid: str = cid) -> None:
                 cli.run("exec", cid, "true", quiet=True, timeout=60)
             cases[key] = case
-        reps = ctx.reps(30, 8)
+        reps = ctx.reps(40, 8)
         ctx.log(f"exec true into a running container: {reps} reps x {len(cases)} engines")
         measured = alternate(cases, reps, warmup=2, log=ctx.log)
         _cli_rows(ctx, measured, "exec", "exec <running container> true", NETWORK_NOTE)
@@ -165,7 +165,7 @@ def bench_parallel(ctx: Context) -> None:
                 cases[key] = _parallel_case(get().api, n, ctx.cgroup_parent)
             except BenchFailure as e:
                 cases[key] = failing_case(str(e))
-        reps = ctx.reps(5, 2) if n <= 20 else ctx.reps(3, 1)
+        reps = ctx.reps(7, 2) if n <= 20 else ctx.reps(3, 1)
         ctx.log(f"{n} containers in parallel (create+start, stop, remove): {reps} reps")
         measured = alternate(cases, reps, warmup=1 if n <= 20 else 0, log=ctx.log)
         for phase, what in (("start", f"{n} x run -d in parallel, until all running"),
@@ -200,7 +200,7 @@ def bench_api(ctx: Context) -> None:
                 if len(listed) != expected:
                     raise BenchFailure(f"GET /containers/json?all=1 listed {len(listed)} of {expected} containers")
             cases[key] = case
-        reps = ctx.reps(50, 10)
+        reps = ctx.reps(100, 10)
         ctx.log(f"GET /containers/json?all=1 with {count} containers: {reps} reps")
         measured = alternate(cases, reps, warmup=3, log=ctx.log)
         ctx.report.add(compare(measured, group="api", bench=f"GET /containers/json?all=1, {count} created",

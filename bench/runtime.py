@@ -171,7 +171,7 @@ def bench_runtime(ctx) -> None:
     from .harness import Measured
 
     out = ctx.work / "runtime.json"
-    reps = ctx.reps(30, 10)
+    reps = ctx.reps(50, 10)
     argv = [sys.executable, "-m", "bench.runtime", "--reps", str(reps), "--warmup", "3",
             "--cgroup-parent", ctx.cgroup_parent, "--work", str(ctx.work), "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent),
