@@ -40,6 +40,29 @@ class Group(NamedTuple):
 
 #: Top-level verbs (``dockyard images``), in the order help lists them.
 COMMANDS: dict[str, CommandSpec] = {
+    "run": CommandSpec("run:run", "Create and run a new container from an image"),
+    "exec": CommandSpec("container:exec_", "Execute a command in a running container"),
+    "ps": CommandSpec("container:ps", "List containers"),
+    "create": CommandSpec("run:create", "Create a new container"),
+    "start": CommandSpec("container:start", "Start one or more stopped containers"),
+    "stop": CommandSpec("container:stop", "Stop one or more running containers"),
+    "restart": CommandSpec("container:restart", "Restart one or more containers"),
+    "kill": CommandSpec("container:kill", "Kill one or more running containers"),
+    "rm": CommandSpec("container:rm", "Remove one or more containers"),
+    "logs": CommandSpec("container:logs", "Fetch the logs of a container"),
+    "attach": CommandSpec("container:attach", "Attach local standard input, output, and error streams to a "
+                                              "running container"),
+    "top": CommandSpec("container:top", "Display the running processes of a container"),
+    "stats": CommandSpec("container:stats", "Display a live stream of container(s) resource usage statistics"),
+    "pause": CommandSpec("container:pause", "Pause all processes within one or more containers"),
+    "unpause": CommandSpec("container:unpause", "Unpause all processes within one or more containers"),
+    "rename": CommandSpec("container:rename", "Rename a container"),
+    "update": CommandSpec("container:update", "Update configuration of one or more containers"),
+    "wait": CommandSpec("container:wait", "Block until one or more containers stop, then print their exit codes"),
+    "cp": CommandSpec("container:cp", "Copy files/folders between a container and the local filesystem"),
+    "diff": CommandSpec("container:diff", "Inspect changes to files or directories on a container's filesystem"),
+    "commit": CommandSpec("container:commit", "Create a new image from a container's changes"),
+    "export": CommandSpec("container:export", "Export a container's filesystem as a tar archive"),
     "images": CommandSpec("image:ls", "List images"),
     "import": CommandSpec("image:import_", "Import the contents from a tarball to create a filesystem image"),
     "load": CommandSpec("image:load", "Load an image from a tar archive or STDIN"),
@@ -55,6 +78,36 @@ COMMANDS: dict[str, CommandSpec] = {
 
 #: Management commands (``dockyard image ls``).
 GROUPS: dict[str, Group] = {
+    "container": Group("Manage containers", {
+        "attach": CommandSpec("container:attach", "Attach local standard input, output, and error streams to a "
+                                                  "running container"),
+        "commit": CommandSpec("container:commit", "Create a new image from a container's changes"),
+        "cp": CommandSpec("container:cp", "Copy files/folders between a container and the local filesystem"),
+        "create": CommandSpec("run:create", "Create a new container"),
+        "diff": CommandSpec("container:diff", "Inspect changes to files or directories on a container's "
+                                              "filesystem"),
+        "exec": CommandSpec("container:exec_", "Execute a command in a running container"),
+        "export": CommandSpec("container:export", "Export a container's filesystem as a tar archive"),
+        "inspect": CommandSpec("container:inspect", "Display detailed information on one or more containers"),
+        "kill": CommandSpec("container:kill", "Kill one or more running containers"),
+        "logs": CommandSpec("container:logs", "Fetch the logs of a container"),
+        "ls": CommandSpec("container:ps", "List containers", aliases=("list", "ps")),
+        "pause": CommandSpec("container:pause", "Pause all processes within one or more containers"),
+        "prune": CommandSpec("container:prune", "Remove all stopped containers"),
+        "rename": CommandSpec("container:rename", "Rename a container"),
+        "restart": CommandSpec("container:restart", "Restart one or more containers"),
+        "rm": CommandSpec("container:rm", "Remove one or more containers", aliases=("remove",)),
+        "run": CommandSpec("run:run", "Create and run a new container from an image"),
+        "start": CommandSpec("container:start", "Start one or more stopped containers"),
+        "stats": CommandSpec("container:stats", "Display a live stream of container(s) resource usage "
+                                                "statistics"),
+        "stop": CommandSpec("container:stop", "Stop one or more running containers"),
+        "top": CommandSpec("container:top", "Display the running processes of a container"),
+        "unpause": CommandSpec("container:unpause", "Unpause all processes within one or more containers"),
+        "update": CommandSpec("container:update", "Update configuration of one or more containers"),
+        "wait": CommandSpec("container:wait", "Block until one or more containers stop, then print their exit "
+                                              "codes"),
+    }),
     "image": Group("Manage images", {
         "bootstrap": CommandSpec("image:bootstrap", "Create a base image from the host (busybox)"),
         "history": CommandSpec("image:history", "Show the history of an image"),
@@ -71,6 +124,6 @@ GROUPS: dict[str, Group] = {
         "df": CommandSpec("system:df", "Show Dockyard disk usage"),
         "events": CommandSpec("system:events", "Get real time events from the server"),
         "info": CommandSpec("system:info", "Display system-wide information"),
-        "prune": CommandSpec("system:prune", "Remove unused data"),
+        "prune": CommandSpec("container:system_prune", "Remove unused data"),
     }),
 }

@@ -306,3 +306,159 @@ class Client:
 
     def prune_images(self, filters: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self.post_json("/images/prune", {"filters": encode_filters(filters)})
+
+    # -- containers -------------------------------------------------------
+
+    def create_container(self, config: Mapping[str, Any], *, name: str | None = None,
+                         platform: str | None = None) -> dict[str, Any]:
+        """``config`` is Docker's create body: Config with HostConfig and
+        NetworkingConfig inside.  Returns ``{"Id", "Warnings"}``."""
+        return self.post_json("/containers/create", {"name": name, "platform": platform}, dict(config))
+
+    def containers(self, *, all: bool = False, limit: int | None = None, size: bool = False,
+                   filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.get_json("/containers/json", {"all": all or None, "limit": limit, "size": size or None,
+                                                  "filters": encode_filters(filters)})
+
+    def inspect_container(self, ref: str, *, size: bool = False) -> dict[str, Any]:
+        return self.get_json(f"/containers/{ref}/json", {"size": size or None})
+
+    def start_container(self, ref: str) -> bool:
+        """False when it was already running (304)."""
+        return self.request("POST", f"/containers/{ref}/start").status != 304
+
+    def stop_container(self, ref: str, *, timeout: int | None = None, signal: str | None = None) -> bool:
+        """False when it was not running (304)."""
+        return self.request("POST", f"/containers/{ref}/stop", query={"t": timeout, "signal": signal}).status != 304
+
+    def restart_container(self, ref: str, *, timeout: int | None = None, signal: str | None = None) -> None:
+        self.request("POST", f"/containers/{ref}/restart", query={"t": timeout, "signal": signal})
+
+    def kill_container(self, ref: str, signal: str | None = None) -> None:
+        self.request("POST", f"/containers/{ref}/kill", query={"signal": signal})
+
+    def remove_container(self, ref: str, *, force: bool = False, volumes: bool = False, link: bool = False) -> None:
+        self.request("DELETE", f"/containers/{ref}", query={"force": force or None, "v": volumes or None,
+                                                            "link": link or None})
+
+    def pause_container(self, ref: str) -> None:
+        self.request("POST", f"/containers/{ref}/pause")
+
+    def unpause_container(self, ref: str) -> None:
+        self.request("POST", f"/containers/{ref}/unpause")
+
+    def rename_container(self, ref: str, name: str) -> None:
+        self.request("POST", f"/containers/{ref}/rename", query={"name": name})
+
+    def update_container(self, ref: str, resources: Mapping[str, Any]) -> dict[str, Any]:
+        return self.post_json(f"/containers/{ref}/update", json_body=dict(resources)) or {}
+
+    def resize_container(self, ref: str, height: int, width: int) -> None:
+        self.request("POST", f"/containers/{ref}/resize", query={"h": height, "w": width})
+
+    def wait_container(self, ref: str, condition: str | None = None) -> Response:
+        """Registers the wait and returns once the daemon has sent the head
+        (so a start that follows cannot be missed); ``read_wait`` gets the
+        result."""
+        return self.request("POST", f"/containers/{ref}/wait", query={"condition": condition}, stream=True)
+
+    @staticmethod
+    def read_wait(response: Response) -> dict[str, Any]:
+        """The ``{"StatusCode", "Error"}`` of a :meth:`wait_container`."""
+        try:
+            doc = json.loads(response.read() or b"null")
+        finally:
+            response.close()
+        if not isinstance(doc, dict):
+            raise ConnectionFailed("the daemon ended the wait without a status")
+        return doc
+
+    def attach_container(self, ref: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True,
+                         stream: bool = True, logs: bool = False, detach_keys: str | None = None) -> HijackedSocket:
+        return self.hijack("POST", f"/containers/{ref}/attach", query={
+            "stream": stream, "stdin": stdin, "stdout": stdout, "stderr": stderr, "logs": logs or None,
+            "detachKeys": detach_keys})
+
+    def logs(self, ref: str, *, stdout: bool = True, stderr: bool = True, follow: bool = False,
+             since: str | None = None, until: str | None = None, timestamps: bool = False,
+             tail: str | None = None, details: bool = False) -> Response:
+        """The log stream (multiplexed frames unless the container has a
+        TTY); the caller reads and closes it."""
+        return self.request("GET", f"/containers/{ref}/logs", query={
+            "stdout": stdout, "stderr": stderr, "follow": follow or None, "since": since, "until": until,
+            "timestamps": timestamps or None, "tail": tail, "details": details or None}, stream=True)
+
+    def top(self, ref: str, ps_args: str | None = None) -> dict[str, Any]:
+        return self.get_json(f"/containers/{ref}/top", {"ps_args": ps_args})
+
+    def stats(self, ref: str, *, stream: bool = True, one_shot: bool = False) -> Iterator[dict[str, Any]]:
+        if not stream:
+            doc = self.get_json(f"/containers/{ref}/stats", {"stream": False, "one-shot": one_shot or None})
+            return iter([doc] if doc else [])
+        return self.stream_json("GET", f"/containers/{ref}/stats", query={"stream": True})
+
+    def changes(self, ref: str) -> list[dict[str, Any]]:
+        return self.get_json(f"/containers/{ref}/changes") or []
+
+    def export_container(self, ref: str) -> Response:
+        return self.request("GET", f"/containers/{ref}/export", stream=True)
+
+    def stat_path(self, ref: str, path: str) -> dict[str, Any]:
+        """``HEAD /archive``: the path's stat (name, size, mode, mtime, linkTarget)."""
+        response = self.request("HEAD", f"/containers/{ref}/archive", query={"path": path})
+        return _decode_path_stat(response.header("x-docker-container-path-stat"))
+
+    def get_archive(self, ref: str, path: str) -> tuple[Response, dict[str, Any]]:
+        """A tar of ``path`` (streamed) and the path's stat."""
+        response = self.request("GET", f"/containers/{ref}/archive", query={"path": path}, stream=True)
+        return response, _decode_path_stat(response.header("x-docker-container-path-stat"))
+
+    def put_archive(self, ref: str, path: str, data: bytes | IO[bytes] | Iterable[bytes], *,
+                    no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
+        self.request("PUT", f"/containers/{ref}/archive", query={
+            "path": path, "noOverwriteDirNonDir": no_overwrite_dir_non_dir or None,
+            "copyUIDGID": copy_uid_gid or None}, body=data, headers={"Content-Type": "application/x-tar"})
+
+    def commit(self, ref: str, *, repo: str | None = None, tag: str | None = None, comment: str | None = None,
+               author: str | None = None, changes: Iterable[str] = (), pause: bool = True,
+               config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        query: list[tuple[str, object]] = [("container", ref), ("repo", repo), ("tag", tag),
+                                           ("comment", comment), ("author", author), ("pause", pause)]
+        query += [("changes", c) for c in changes]
+        return self.request("POST", "/commit", query=query, json_body=dict(config) if config else {}).json()
+
+    def prune_containers(self, filters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.post_json("/containers/prune", {"filters": encode_filters(filters)})
+
+    # -- exec -------------------------------------------------------------
+
+    def exec_create(self, ref: str, config: Mapping[str, Any]) -> str:
+        return self.post_json(f"/containers/{ref}/exec", json_body=dict(config))["Id"]
+
+    def exec_start(self, exec_id: str, *, tty: bool = False, detach: bool = False,
+                   console_size: tuple[int, int] | None = None) -> HijackedSocket | None:
+        body: dict[str, Any] = {"Detach": detach, "Tty": tty}
+        if console_size:
+            body["ConsoleSize"] = list(console_size)
+        if detach:
+            self.request("POST", f"/exec/{exec_id}/start", json_body=body)
+            return None
+        return self.hijack("POST", f"/exec/{exec_id}/start", json_body=body)
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return self.get_json(f"/exec/{exec_id}/json")
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        self.request("POST", f"/exec/{exec_id}/resize", query={"h": height, "w": width})
+
+
+def _decode_path_stat(header: str | None) -> dict[str, Any]:
+    if not header:
+        return {}
+    import base64
+
+    try:
+        doc = json.loads(base64.b64decode(header))
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}

@@ -13,6 +13,7 @@ from dockyard.errors import NotFound
 #: --type -> how to fetch one object of that type.  Container, network and
 #: volume inspectors join as their routes land.
 INSPECTORS: dict[str, Callable[[Client, str], Any]] = {
+    "container": lambda c, name: c.inspect_container(name),
     "image": lambda c, name: c.inspect_image(name),
 }
 
@@ -48,6 +49,8 @@ def inspect(ctx: Context, argv: list[str], name: str) -> int:
             fetch = INSPECTORS.get(kind)
             if fetch is None:
                 continue
+            if kind == "container" and args.size:
+                fetch = lambda c, name: c.inspect_container(name, size=True)  # noqa: E731
             try:
                 found.append(fetch(ctx.client, obj_name))
                 break
