@@ -6,8 +6,10 @@ memory go on the rows where it is slower than a peer (or misses a target).
 NAME is one of:
 
 - ``trace-run``: ``docker run --rm busybox true`` against dockyardd and
-  dockerd through a timestamping proxy on the API socket: when each request
+  dockerd, and ``dockyard run --rm``, through a timestamping proxy on the API socket: when each request
   and answer crossed, and when each connection closed.
+- ``cli-run``: ``dockyard run --rm`` and ``dockyard exec`` timed, their
+  imports (``-X importtime``) and a cProfile of one call each.
 - ``api-run``: the same sequence as bare API calls (create, wait, start),
   each call timed, medians for both daemons.
 - ``spy-run`` / ``spy-remove`` / ``spy-commit``: py-spy samples of dockyardd
@@ -166,29 +168,79 @@ def _proxy(listen: Path, target: Path, log: list[str], stop: threading.Event) ->
     server.close()
 
 
+def _traced(work: Path, label: str, daemon: Daemon, argv: list[str], env: dict[str, str]) -> None:
+    """Run ``argv`` with ``env`` pointed at a timestamping proxy of
+    ``daemon``'s socket; print its time and the proxy's log."""
+    log: list[str] = []
+    stop = threading.Event()
+    listen = work / f"{label.replace(' ', '-')}-proxy.sock"
+    thread = threading.Thread(target=_proxy, args=(listen, daemon.sock, log, stop), daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    env = {**env, "DOCKER_HOST": f"unix://{listen}", "DOCKYARD_HOST": f"unix://{listen}"}
+    t0 = time.perf_counter()
+    subprocess.run(argv, env=env, check=True, timeout=60, stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - t0
+    time.sleep(0.3)
+    stop.set()
+    thread.join()
+    print(f"== {label}: {elapsed * 1000:.1f} ms")
+    print("\n".join(log))
+
+
 def trace_run(work: Path, n: int) -> None:
+    run_args = ["run", "--rm", "--network", "none", "--cgroup-parent", CGROUP, IMAGE, "true"]
     with Engines(work) as engines:
         for cls in (Dockyardd, Dockerd):
             daemon = engines.start(cls)
             cli = daemon.docker_cli("docker")
             for _ in range(3):
-                cli.run("run", "--rm", "--network", "none", IMAGE, "true")
-            log: list[str] = []
-            stop = threading.Event()
-            listen = work / f"{cls.name}-proxy.sock"
-            thread = threading.Thread(target=_proxy, args=(listen, daemon.sock, log, stop), daemon=True)
-            thread.start()
-            time.sleep(0.3)
-            env = dict(cli.env, DOCKER_HOST=f"unix://{listen}")
-            t0 = time.perf_counter()
-            subprocess.run([DOCKER_CLI, "run", "--rm", "--network", "none", "--cgroup-parent", CGROUP, IMAGE, "true"],
-                           env=env, check=True, timeout=60)
-            elapsed = time.perf_counter() - t0
-            time.sleep(0.3)
-            stop.set()
-            thread.join()
-            print(f"== docker run --rm against {cls.name}: {elapsed * 1000:.1f} ms")
-            print("\n".join(log))
+                cli.run(*run_args)
+            _traced(work, f"docker run --rm against {cls.name}", daemon, [DOCKER_CLI, *run_args], cli.env)
+            if cls is Dockyardd:
+                own = daemon.dockyard_cli()  # type: ignore[attr-defined]
+                _traced(work, "dockyard run --rm", daemon, [*own.argv, *run_args], own.env)
+
+
+def cli_run(work: Path, n: int) -> None:
+    """Where ``dockyard run --rm`` and ``dockyard exec`` spend their time:
+    imports and a cProfile of one call each."""
+    run_args = ["run", "--rm", "--network", "none", "--cgroup-parent", CGROUP, IMAGE, "true"]
+    with Engines(work) as engines:
+        daemon = engines.start(Dockyardd)
+        own = daemon.dockyard_cli()  # type: ignore[attr-defined]
+        cid = daemon.api.create(IDLE_CMD, CGROUP)
+        daemon.api.start(cid)
+        script = str(VENV_BIN / "dockyard")
+        for args in (run_args, ["exec", cid, "true"]):
+            for _ in range(3):
+                own.run(*args)
+            times = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                own.run(*args, quiet=True)
+                times.append(time.perf_counter() - t0)
+            print(f"== dockyard {args[0]}: median {statistics.median(times) * 1000:.1f} ms over {n}")
+            imports = subprocess.run([sys.executable, "-X", "importtime", script, *args], env=own.env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True, check=True, timeout=60).stderr
+            _print_imports(imports, 12)
+            profile = subprocess.run([sys.executable, "-m", "cProfile", "-s", "cumulative", script, *args],
+                                     env=own.env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                     check=True, timeout=60).stdout
+            print("\n".join(profile.splitlines()[:30]))
+
+
+def _print_imports(stderr: str, top: int = 20) -> None:
+    rows = []
+    for line in stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
+        if m:
+            rows.append((int(m.group(2)), len(m.group(3)) // 2, m.group(4)))  # two spaces a level
+    print("imports, cumulative µs (indented by depth):")
+    for cumulative, depth, name in sorted(rows, reverse=True)[:top]:
+        print(f"  {cumulative:7}  {'  ' * depth}{name}")
+    print(f"  all top-level imports: {sum(c for c, d, _ in rows if d == 0)} µs")
 
 
 def api_run(work: Path, n: int) -> None:
@@ -348,15 +400,7 @@ def runtime_cli(work: Path, n: int) -> None:
         imports = subprocess.run([sys.executable, "-X", "importtime", *cli[:1], *cli[1:], "imports"],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                  text=True, check=True).stderr
-        rows = []
-        for line in imports.splitlines():
-            m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
-            if m:
-                rows.append((int(m.group(2)), len(m.group(3)) // 2, m.group(4)))  # two spaces a level
-        print("imports, cumulative µs (indented by depth):")
-        for cumulative, depth, name in sorted(rows, reverse=True)[:20]:
-            print(f"  {cumulative:7}  {'  ' * depth}{name}")
-        print(f"  all top-level imports: {sum(c for c, d, _ in rows if d == 0)} µs")
+        _print_imports(imports)
         profile = subprocess.run([sys.executable, "-m", "cProfile", "-s", "cumulative", *cli, "cprofile"],
                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, check=True).stdout
         print("\n".join(profile.splitlines()[:40]))
@@ -404,7 +448,7 @@ def smaps(work: Path, n: int) -> None:
                       f"Shared_Dirty {c['Shared_Dirty']:6}  Shared_Clean {c['Shared_Clean']:6}")
 
 
-PROFILES = {"trace-run": (trace_run, 1), "api-run": (api_run, 25), "spy-run": (spy_run, 40),
+PROFILES = {"trace-run": (trace_run, 1), "cli-run": (cli_run, 15), "api-run": (api_run, 25), "spy-run": (spy_run, 40),
             "spy-remove": (spy_remove, 100), "spy-commit": (spy_commit, 6), "runtime-lib": (runtime_lib, 200),
             "runtime-cli": (runtime_cli, 20), "smaps": (smaps, 10)}
 
