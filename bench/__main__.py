@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     title = "Dockyard vs Docker, podman, runc, crun" + (" (--quick)" if args.quick else "")
     report = Report(title)
+    report.start()
     run_id = secrets.token_hex(3)
     work = Path(tempfile.mkdtemp(prefix=f"dyb-{run_id}-", dir="/tmp"))
     ctx: Context | None = None

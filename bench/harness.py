@@ -170,7 +170,7 @@ def _version(cmd: list[str]) -> str:
         return "unknown"
 
 
-def _git_revision() -> str:
+def git_revision() -> str:
     try:
         rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=10).stdout.strip()
@@ -212,7 +212,7 @@ def machine() -> dict:
         "os": os_name,
         "python": platform.python_version(),
         "loadavg": os.getloadavg()[0],
-        "dockyard": _git_revision(),
+        "dockyard": git_revision(),
         "versions": {
             "dockerd": _version(["dockerd", "--version"]),
             "docker-cli": f"{_version([docker_cli, '--version'])} ({docker_cli})",
@@ -280,6 +280,13 @@ class Report:
     unavailable: dict[str, str] = field(default_factory=dict)
     #: conditions that hold for the whole run (network mode, runtimes)
     notes: list[str] = field(default_factory=list)
+    #: taken when the run starts (see :meth:`start`): the Dockyard revision
+    #: measured and the machine's load then
+    started: dict = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.started = {"dockyard": git_revision(), "loadavg": os.getloadavg()[0],
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -304,10 +311,14 @@ class Report:
         return "\n".join([header, "-" * len(header)] + [self.format_row(r) for r in self.rows])
 
     def markdown(self, meta: dict) -> str:
+        started = self.started or {"dockyard": meta["dockyard"], "loadavg": None}
+        load = f"{meta['loadavg']:.2f} at the end"
+        if started.get("loadavg") is not None:
+            load = f"{started['loadavg']:.2f} at the start, {load}"
         lines = [f"## {self.title}", "",
                  f"{meta['cores']} cores ({meta['cpu']}), {meta['memory_gib']} GiB, {meta['os']}, "
-                 f"kernel {meta['kernel']}, Python {meta['python']}, Dockyard {meta['dockyard']}; "
-                 f"load average {meta['loadavg']:.2f} at the end.", ""]
+                 f"kernel {meta['kernel']}, Python {meta['python']}, Dockyard {started['dockyard']}"
+                 + (f", started {started['time']}" if started.get("time") else "") + f"; load average {load}.", ""]
         lines += [f"- {note}" for note in self.notes]
         if self.notes:
             lines.append("")
@@ -345,6 +356,7 @@ class Report:
         return {
             "title": self.title,
             "machine": meta,
+            "started": self.started,
             "notes": self.notes,
             "unavailable": self.unavailable,
             "rows": [dict(asdict(r), ratio=r.ratio) for r in self.rows],

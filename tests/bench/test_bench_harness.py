@@ -97,6 +97,7 @@ def test_units_are_formatted_for_people() -> None:
 
 def test_report_writes_json_and_markdown_atomically(tmp_path: Path, capsys) -> None:
     report = Report("smoke")
+    report.start()
     report.notes.append("all engines --network none")
     report.unavailable["crun"] = "hybrid cgroups"
     report.add(Row("run", "s", "dockyardd", "dockerd", Summary.of([0.1, 0.2]), Summary.of([0.4]), group="run"))
@@ -113,11 +114,12 @@ def test_report_writes_json_and_markdown_atomically(tmp_path: Path, capsys) -> N
     assert doc["title"] == "smoke"
     assert doc["unavailable"] == {"crun": "hybrid cgroups"}
     assert doc["machine"]["cores"] >= 1 and "dockerd" in doc["machine"]["versions"]
+    assert doc["started"]["dockyard"] and doc["started"]["loadavg"] >= 0
     first, second = doc["rows"]
     assert first["ratio"] == pytest.approx(0.375) and first["dockyard"]["median"] == pytest.approx(0.15)
     assert second["ratio"] is None and second["error"] == "dockyard: unknown command"
     md = (tmp_path / "latest.md").read_text()
-    assert "### run" in md and "### exec" in md
+    assert "### run" in md and "### exec" in md and "at the start" in md
     assert "| run | dockyardd | 150.0 ms (100.0 ms–200.0 ms, n=2) | dockerd | 400.0 ms | 0.38x |" in md
     assert "FAILED: dockyard: unknown command" in md and "- crun: hybrid cgroups" in md
 
