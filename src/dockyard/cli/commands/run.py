@@ -661,7 +661,12 @@ def create(ctx: Context, argv: list[str], name: str) -> int:
         created = create_container(ctx, body, name=args.name or None, platform=args.platform or None,
                                    pull=args.pull, quiet=args.quiet)
     except DockyardError as e:
-        raise daemon_failure(ctx, e, name) from None
+        # Unlike run (125), docker's create reports a daemon error plainly
+        # and exits 1.
+        from dockyard.cli.main import report_error
+
+        report_error(ctx, e)
+        raise CommandFailed(1) from None
     _print_warnings(ctx, created)
     _write_cidfile(args.cidfile, created["Id"])
     ctx.write(created["Id"] + "\n")

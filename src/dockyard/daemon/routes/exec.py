@@ -15,8 +15,9 @@ from aiohttp import web
 from dockyard.daemon.app import RouteTable, json_response
 from dockyard.daemon.engine import Engine
 from dockyard.daemon.routes.containers import query_size, read_json_body, service
-from dockyard.daemon.routes.stdio import relay_session
-from dockyard.errors import InvalidArgument
+from dockyard.daemon.hijack import STDOUT, hijack
+from dockyard.daemon.routes.stdio import relay_hijacked
+from dockyard.errors import DockyardError, InvalidArgument
 
 
 async def create_exec(request: web.Request) -> web.StreamResponse:
@@ -41,9 +42,24 @@ async def start_exec(request: web.Request) -> web.StreamResponse:
         await svc.exec_start(exec_id, detach=True, tty=None if tty is None else bool(tty),
                              console_size=console_size)
         return web.Response(status=200)
-    session = await svc.exec_start(exec_id, detach=False, tty=None if tty is None else bool(tty),
-                                   console_size=console_size)
-    return await relay_session(request, session)
+    record = await svc.exec_inspect(exec_id)  # a missing exec is a 404 before the upgrade
+    use_tty = bool(record["ProcessConfig"]["tty"]) if tty is None else bool(tty)
+    if record.get("Running") or record.get("ExitCode") is not None:
+        # Already started: a 409 while the status code still exists.
+        await svc.exec_start(exec_id, detach=False, tty=use_tty, console_size=console_size)
+    # As dockerd: the stream is taken over first, and a process that cannot
+    # be started is reported in it; exec inspect then says ExitCode 126.
+    conn = await hijack(request, multiplexed=not use_tty)
+    try:
+        session = await svc.exec_start(exec_id, detach=False, tty=use_tty, console_size=console_size)
+    except DockyardError as e:
+        try:
+            await conn.write_frame(STDOUT, (e.message + "\r\n").encode())
+        except ConnectionError:
+            pass
+        await conn.close()
+        return conn.response
+    return await relay_hijacked(conn, session)
 
 
 async def resize_exec(request: web.Request) -> web.StreamResponse:

@@ -13,9 +13,12 @@ to running containers, so for a container that is not running yet the
 relay answers the upgrade at once, waits for the container's ``start``
 event, and then follows its output from the log (every byte the container
 wrote since the attach request, in order, without the race of a late live
-attach) while stdin goes to a live attach.  A TTY is followed live instead:
-its echo and prompts are not newline-terminated, and the log only records
-complete lines.
+attach) while stdin goes to a live attach.  An interactive TTY is followed
+live instead: its echo and prompts are not newline-terminated, and the log
+records complete lines only (so its very first prompt may be missed).
+TODO(issue 4): the service should attach before it starts the process
+(the supervisor can spawn a container created but not started); all of
+this then becomes one live attach.
 """
 
 from __future__ import annotations
@@ -111,10 +114,15 @@ async def relay_session(request: web.Request, session: Any) -> web.StreamRespons
     except BaseException:
         await session.close()
         raise
+    return await relay_hijacked(conn, session)
+
+
+async def relay_hijacked(conn: HijackedConnection, session: Any) -> web.StreamResponse:
+    """Relay ``session`` over a connection already taken over."""
     try:
         await relay(conn, session.output(), session)
     except ConnectionError:
-        log.debug("%s: the client went away", request.path)
+        log.debug("%s: the client went away", conn.request.path)
     finally:
         await _finish(conn, [session])
     return conn.response
@@ -195,13 +203,16 @@ async def _attach_before_start(request: web.Request, svc: Any, events: Any, cont
         if not await _wait_started(svc, cid, conn, watch):
             return conn.response
         current = svc.resolve(cid)
-        if tty or not _log_readable(current):
+        if (tty and stdin) or not _log_readable(current):
             session = await svc.attach(cid, stdin=stdin, stdout=stdout, stderr=stderr, stream=True,
                                        detach_keys=detach_keys)
             sessions.append(session)
             await relay(conn, session.output(), session)
             return conn.response
         stdin_session = None
+        if not stdin:
+            # The service reports attaches it makes; this one it never sees.
+            events.publish("container", "attach", cid, current.event_attributes())
         if stdin:
             stdin_session = await svc.attach(cid, stdin=True, stdout=False, stderr=False, stream=True,
                                              detach_keys=detach_keys)
