@@ -69,9 +69,11 @@ class E2E:
             self.remove_all()
         finally:
             try:
-                self.daemon.cleanup()
+                self.daemon.stop()
             finally:
+                # Before the root goes: the zygote is found by its lock file there.
                 self.stop_zygote()
+                self.daemon.cleanup()
 
 
 def new_e2e_daemon() -> E2E:

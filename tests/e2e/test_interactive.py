@@ -42,6 +42,18 @@ class Tmux:
         self._cmd("send-keys", "-t", "t", "-l", text)
         self._cmd("send-keys", "-t", "t", "Enter")
 
+    def type_until(self, text: str, pattern: str, *, tries: int = 8, wait: float = 2.5) -> None:
+        """Type a command until its answer shows: the first keys may reach a
+        client that is still setting up its terminal (docker's may drop them)."""
+        for _ in range(tries):
+            self.type(text)
+            try:
+                self.wait_for(pattern, timeout=wait)
+                return
+            except AssertionError:
+                continue
+        self.wait_for(pattern, timeout=0.1)
+
     def screen(self) -> str:
         return self._cmd("capture-pane", "-p", "-t", "t", "-S", "-200")
 
@@ -86,8 +98,7 @@ def test_run_it_shell(e2e, tmux, tool, test_id):
     name = f"it-{tool}-{test_id}"
     tmux.start(_command(tool, "run", "-it", "--rm", "--name", name, "busybox", "sh"), width=100, height=30)
     _wait_running(e2e, name)
-    tmux.type("echo hello-$((6*7)); tty")
-    tmux.wait_for(r"^hello-42\s*$")
+    tmux.type_until("echo hello-$((6*7)); tty", r"^hello-42\s*$")
     tmux.wait_for(r"^/dev/pts/\d+\s*$")
     # The terminal's size goes in at start, and follows a resize.
     tmux.type("stty size")
@@ -118,8 +129,7 @@ def test_detach_and_attach_again(e2e, tmux, tool, test_id):
     name = f"detach-{tool}-{test_id}"
     tmux.start(_command(tool, "run", "-it", "--name", name, "busybox", "sh"))
     _wait_running(e2e, name)
-    tmux.type("echo before-detach")
-    tmux.wait_for(r"^before-detach\s*$")
+    tmux.type_until("echo before-detach", r"^before-detach\s*$")
     tmux.send("C-p", "C-q")
     tmux.wait_for(r"EXIT=0$")
     # Detached, not stopped.
@@ -127,8 +137,7 @@ def test_detach_and_attach_again(e2e, tmux, tool, test_id):
     tmux.fresh()
     tmux.start(_command(tool, "attach", name))
     time.sleep(1.0)
-    tmux.type("echo attached-$((2+3))")
-    tmux.wait_for(r"^attached-5\s*$")
+    tmux.type_until("echo attached-$((2+3))", r"^attached-5\s*$")
     tmux.type("exit 9")
     tmux.wait_for(r"EXIT=9$")
     assert e2e.docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout == b"9\n"
@@ -141,8 +150,7 @@ def test_exec_it(e2e, tmux, tool, test_id):
     assert e2e.docker("run", "-d", "--name", name, "busybox", "sleep", "300").returncode == 0
     tmux.start(_command(tool, "exec", "-it", name, "sh"))
     time.sleep(1.0)
-    tmux.type("echo exec-$((1+2)); [ -t 0 ] && echo stdin-is-a-tty")
-    tmux.wait_for(r"^exec-3\s*$")
+    tmux.type_until("echo exec-$((1+2)); [ -t 0 ] && echo stdin-is-a-tty", r"^exec-3\s*$")
     tmux.wait_for(r"^stdin-is-a-tty\s*$")
     tmux.type("exit 3")
     tmux.wait_for(r"EXIT=3$")

@@ -100,8 +100,9 @@ def test_top_stats_pause_rename_update_wait(e2e, test_id):
     name = f"worker-{test_id}"
     _ok(e2e.docker("run", "-d", "--name", name, "--memory", "64m", "busybox", "sh", "-c",
                    "sleep 300 & while true; do sleep 1; done"))
-    top = _ok(e2e.docker("top", name)).splitlines()
-    assert top[0].split()[:3] == ["UID", "PID", "PPID"] and any("sleep 300" in line for line in top)
+    top = _wait_for(lambda: [line for line in _ok(e2e.docker("top", name)).splitlines()
+                             if "sleep 300" in line or line.startswith("UID")], what="sleep 300 in top")
+    assert top[0].split()[:3] == ["UID", "PID", "PPID"] and len(top) >= 2
     assert _ok(e2e.cli("top", name, "-o", "pid,comm")).splitlines()[0].split() == ["PID", "COMMAND"]
     stats = _ok(e2e.docker("stats", "--no-stream", name)).splitlines()
     assert re.match(r"CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE / LIMIT\s+MEM %\s+NET I/O\s+BLOCK I/O\s+PIDS",

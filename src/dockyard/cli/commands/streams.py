@@ -94,7 +94,9 @@ class RawTerminal:
             import tty
 
             self._saved = termios.tcgetattr(0)
-            tty.setraw(0)
+            # TCSANOW, not setraw's default TCSAFLUSH: what was typed ahead
+            # of the attach is kept and sent.
+            tty.setraw(0, termios.TCSANOW)
         return self
 
     def __exit__(self, *exc: object) -> None:
