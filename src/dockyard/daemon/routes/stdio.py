@@ -219,7 +219,7 @@ async def _attach_before_start(request: web.Request, svc: Any, events: Any, cont
             sessions.append(stdin_session)
         if not (stdout or stderr):
             output = _until_exit(svc, cid)
-        elif current.host_config.get("AutoRemove"):
+        elif current.host_config.get("AutoRemove") or not _rotates(current):
             output = _linked_log_output(svc, current, tmp_dir=tmp_dir, since_ns=since_ns, stdout=stdout,
                                         stderr=stderr)
         else:
@@ -239,6 +239,16 @@ async def _attach_before_start(request: web.Request, svc: Any, events: Any, cont
         await watch.close()
         if conn is not None:
             await _finish(conn, sessions)
+
+
+def _rotates(container: Any) -> bool:
+    """Whether the container's log file may be rotated away while followed
+    (json-file rotates only with max-size; local always does)."""
+    log_config = container.host_config.get("LogConfig") or {}
+    if (log_config.get("Type") or "json-file") != "json-file":
+        return True
+    size = str((log_config.get("Config") or {}).get("max-size", "")).strip()
+    return size not in ("", "-1")
 
 
 def _log_readable(container: Any) -> bool:
@@ -262,16 +272,26 @@ async def _log_output(svc: Any, cid: str, *, since: str, stdout: bool,
         yield (STDERR if stream == "stderr" else STDOUT), data
 
 
+#: How often an attach that follows the log looks for new output and for
+#: the end of the run: the end of `docker run` waits for it.
+FOLLOW_POLL = 0.01
+
+
 async def _linked_log_output(svc: Any, container: Any, *, tmp_dir: Path, since_ns: int, stdout: bool,
                              stderr: bool) -> AsyncIterator[tuple[int, bytes]]:
-    """:func:`_log_output` for a container removed at its exit (AutoRemove).
+    """:func:`_log_output` over a hard link of the log file, for a
+    container that may be removed at its exit (AutoRemove) and for logs
+    that never rotate.
 
-    Its log file disappears with it, possibly before a follower has seen
-    the exit, and dockyard.logs' follow of a vanished file never ends.  So
-    the follow reads a hard link of the file, made in the daemon's scratch
-    directory while the container runs: the link keeps the name (and the
-    data) until this reader is done.  The price: output after a rotation
-    of the file (max-size) is not followed."""
+    A removed container's log file disappears, possibly before a follower
+    has seen the exit, and dockyard.logs' follow of a vanished file never
+    ends; the link, made in the daemon's scratch directory while the
+    container runs, keeps a name (and the data) until this reader is done.
+    Reading it directly also lets the follow poll faster than the
+    service's logs do (the end of ``docker run`` waits for it).  The price:
+    output after a rotation of the file (max-size) is not followed, which
+    is why rotating logs use :func:`_log_output` unless AutoRemove forces
+    this."""
     from dockyard import logs as logs_mod
     from dockyard.daemon.streaming import stream_executor
 
@@ -305,7 +325,7 @@ async def _linked_log_output(svc: Any, container: Any, *, tmp_dir: Path, since_n
 
     def pump() -> None:
         try:
-            for entry in reader.read(since=since_ns, follow=True, stop=run_over):
+            for entry in reader.read(since=since_ns, follow=True, stop=run_over, poll_interval=FOLLOW_POLL):
                 if cancelled.is_set():
                     break
                 if entry.stream in wanted:
