@@ -78,6 +78,18 @@ COMMANDS: dict[str, CommandSpec] = {
 
 #: Management commands (``dockyard image ls``).
 GROUPS: dict[str, Group] = {
+    "image": Group("Manage images", {
+        "bootstrap": CommandSpec("image:bootstrap", "Create a base image from the host (busybox)"),
+        "history": CommandSpec("image:history", "Show the history of an image"),
+        "import": CommandSpec("image:import_", "Import the contents from a tarball to create a filesystem image"),
+        "inspect": CommandSpec("image:inspect", "Display detailed information on one or more images"),
+        "load": CommandSpec("image:load", "Load an image from a tar archive or STDIN"),
+        "ls": CommandSpec("image:ls", "List images", aliases=("list",)),
+        "prune": CommandSpec("image:prune", "Remove unused images"),
+        "rm": CommandSpec("image:rm", "Remove one or more images", aliases=("remove",)),
+        "save": CommandSpec("image:save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
+        "tag": CommandSpec("image:tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    }),
     "container": Group("Manage containers", {
         "attach": CommandSpec("container:attach", "Attach local standard input, output, and error streams to a "
                                                   "running container"),
@@ -107,18 +119,6 @@ GROUPS: dict[str, Group] = {
         "update": CommandSpec("container:update", "Update configuration of one or more containers"),
         "wait": CommandSpec("container:wait", "Block until one or more containers stop, then print their exit "
                                               "codes"),
-    }),
-    "image": Group("Manage images", {
-        "bootstrap": CommandSpec("image:bootstrap", "Create a base image from the host (busybox)"),
-        "history": CommandSpec("image:history", "Show the history of an image"),
-        "import": CommandSpec("image:import_", "Import the contents from a tarball to create a filesystem image"),
-        "inspect": CommandSpec("image:inspect", "Display detailed information on one or more images"),
-        "load": CommandSpec("image:load", "Load an image from a tar archive or STDIN"),
-        "ls": CommandSpec("image:ls", "List images", aliases=("list",)),
-        "prune": CommandSpec("image:prune", "Remove unused images"),
-        "rm": CommandSpec("image:rm", "Remove one or more images", aliases=("remove",)),
-        "save": CommandSpec("image:save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
-        "tag": CommandSpec("image:tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     }),
     "system": Group("Manage Dockyard", {
         "df": CommandSpec("system:df", "Show Dockyard disk usage"),
