@@ -188,3 +188,28 @@ def test_tty_output_without_stdin(e2e):
     assert r.returncode == 0 and r.stdout.replace(b"\r\n", b"\n") == b"tty\nis-a-tty\n"
     r = e2e.cli("run", "--rm", "-t", "busybox", "sh", "-c", "[ -t 1 ] && echo is-a-tty; exit 4")
     assert r.returncode == 4 and r.stdout.replace(b"\r\n", b"\n") == b"is-a-tty\n"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_signals_are_proxied(e2e, client):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from daemon.harness import _daemon_env
+
+    base = ["docker"] if client == "docker" else [sys.executable, "-m", "dockyard.cli.main"]
+    proc = subprocess.Popen(base + ["run", "--rm", "busybox", "sh", "-c",
+                                    'trap "echo got-term; exit 42" TERM; echo ready; '
+                                    "while true; do sleep 0.1; done"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**e2e.daemon.env(), **_daemon_env()})
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (proc.returncode, out) == (42, b"got-term\n")
