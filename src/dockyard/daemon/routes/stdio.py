@@ -45,10 +45,6 @@ log = logging.getLogger(__name__)
 GONE_POLL = 0.5
 
 
-class _Detached(Exception):
-    """The client typed the detach keys."""
-
-
 async def _copy_out(conn: HijackedConnection, output: AsyncIterator[tuple[int, bytes]]) -> None:
     async for stream, data in output:
         await conn.write_frame(stream, data)
@@ -123,6 +119,9 @@ async def relay_hijacked(conn: HijackedConnection, session: Any) -> web.StreamRe
         await relay(conn, session.output(), session)
     except ConnectionError:
         log.debug("%s: the client went away", conn.request.path)
+    except DockyardError as e:
+        # The stream is all there is after the upgrade: end it.
+        log.info("%s ended: %s", conn.request.path, e.message)
     finally:
         await _finish(conn, [session])
     return conn.response
