@@ -213,3 +213,23 @@ def test_signals_are_proxied(e2e, client):
         if proc.poll() is None:
             proc.kill()
     assert (proc.returncode, out) == (42, b"got-term\n")
+
+
+def test_run_path_stays_light(e2e):
+    """`dockyard run` is benchmarked end to end: no asyncio, aiohttp, rich,
+    dataclasses or daemon-side module on its path."""
+    import subprocess
+    import sys
+
+    from daemon.harness import _daemon_env
+
+    code = ("import sys\n"
+            "from dockyard.cli.main import run\n"
+            "rc = run(['run', '--rm', 'busybox', 'true'])\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('asyncio', 'aiohttp', 'rich',\n"
+            "               'dataclasses') or (m.startswith('dockyard.') and not m.startswith(\n"
+            "               ('dockyard.cli', 'dockyard.client', 'dockyard.errors'))))\n"
+            "print(rc, heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, env={**e2e.daemon.env(), **_daemon_env()},
+                         timeout=60)
+    assert out.stdout.decode().strip() == "0 []", out
