@@ -26,9 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import threading
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -37,6 +34,7 @@ from aiohttp import web
 
 from dockyard.daemon.filters import Filters
 from dockyard.daemon.hijack import STDERR, STDOUT, HijackedConnection, hijack
+from dockyard.daemon.routes.logfollow import follow_linked, readable, rotates
 from dockyard.errors import DockyardError, InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -202,7 +200,7 @@ async def _attach_before_start(request: web.Request, svc: Any, events: Any, cont
         if not await _wait_started(svc, cid, conn, watch):
             return conn.response
         current = svc.resolve(cid)
-        if (tty and stdin) or not _log_readable(current):
+        if (tty and stdin) or not readable(current):
             session = await svc.attach(cid, stdin=stdin, stdout=stdout, stderr=stderr, stream=True,
                                        detach_keys=detach_keys)
             sessions.append(session)
@@ -218,7 +216,7 @@ async def _attach_before_start(request: web.Request, svc: Any, events: Any, cont
             sessions.append(stdin_session)
         if not (stdout or stderr):
             output = _until_exit(svc, cid)
-        elif current.host_config.get("AutoRemove") or not _rotates(current):
+        elif current.host_config.get("AutoRemove") or not rotates(current):
             output = _linked_log_output(svc, current, tmp_dir=tmp_dir, since_ns=since_ns, stdout=stdout,
                                         stderr=stderr)
         else:
@@ -240,21 +238,6 @@ async def _attach_before_start(request: web.Request, svc: Any, events: Any, cont
             await _finish(conn, sessions)
 
 
-def _rotates(container: Any) -> bool:
-    """Whether the container's log file may be rotated away while followed
-    (json-file rotates only with max-size; local always does)."""
-    log_config = container.host_config.get("LogConfig") or {}
-    if (log_config.get("Type") or "json-file") != "json-file":
-        return True
-    size = str((log_config.get("Config") or {}).get("max-size", "")).strip()
-    return size not in ("", "-1")
-
-
-def _log_readable(container: Any) -> bool:
-    log_config = container.host_config.get("LogConfig") or {}
-    return bool(container.log_path) and log_config.get("Type") != "none"
-
-
 async def _until_exit(svc: Any, cid: str) -> AsyncIterator[tuple[int, bytes]]:
     """No output was asked for: end when the container's run does."""
     with contextlib.suppress(DockyardError):
@@ -271,87 +254,11 @@ async def _log_output(svc: Any, cid: str, *, since: str, stdout: bool,
         yield (STDERR if stream == "stderr" else STDOUT), data
 
 
-#: How often an attach that follows the log looks for new output and for
-#: the end of the run: the end of `docker run` waits for it.
-FOLLOW_POLL = 0.01
-
-
 async def _linked_log_output(svc: Any, container: Any, *, tmp_dir: Path, since_ns: int, stdout: bool,
                              stderr: bool) -> AsyncIterator[tuple[int, bytes]]:
-    """:func:`_log_output` over a hard link of the log file, for a
-    container that may be removed at its exit (AutoRemove) and for logs
-    that never rotate.
-
-    A removed container's log file disappears, possibly before a follower
-    has seen the exit, and dockyard.logs' follow of a vanished file never
-    ends; the link, made in the daemon's scratch directory while the
-    container runs, keeps a name (and the data) until this reader is done.
-    Reading it directly also lets the follow poll faster than the
-    service's logs do (the end of ``docker run`` waits for it).  The price:
-    output after a rotation of the file (max-size) is not followed, which
-    is why rotating logs use :func:`_log_output` unless AutoRemove forces
-    this."""
-    from dockyard import logs as logs_mod
-    from dockyard.daemon.streaming import stream_executor
-
-    cid = container.id
-    log_config = container.host_config.get("LogConfig") or {}
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    link = tmp_dir / f"attach-{cid[:12]}-{secrets.token_hex(4)}.log"
-    try:
-        os.link(container.log_path, link)
-    except FileNotFoundError:
-        return  # already removed: nothing left to follow
-    run_id = container.state.started_at
-    wanted = {name for name, on in (("stdout", stdout), ("stderr", stderr)) if on}
-    reader = logs_mod.open_reader(log_config.get("Type") or "json-file", link, dict(log_config.get("Config") or {}))
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
-    end = object()
-    cancelled = threading.Event()
-
-    def run_over() -> bool:
-        if cancelled.is_set():
-            return True
-        try:
-            current = svc.resolve(cid)  # safe from any thread (the service says so)
-        except DockyardError:
-            return True
-        return not current.state.running or current.state.started_at != run_id
-
-    def put(item: Any) -> None:
-        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
-
-    def pump() -> None:
-        try:
-            for entry in reader.read(since=since_ns, follow=True, stop=run_over, poll_interval=FOLLOW_POLL):
-                if cancelled.is_set():
-                    break
-                if entry.stream in wanted:
-                    # Lines come with their newline (a partial piece without).
-                    put((STDERR if entry.stream == "stderr" else STDOUT, entry.line))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            put(exc)
-        finally:
-            put(end)
-
-    worker = loop.run_in_executor(stream_executor(), pump)
-    try:
-        while True:
-            item = await queue.get()
-            if item is end:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        cancelled.set()
-        while not worker.done():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                queue.get_nowait()
-            await asyncio.sleep(0.01)
-        with contextlib.suppress(OSError):
-            os.unlink(link)
+    async for stream, data in follow_linked(svc, container, tmp_dir=tmp_dir, since_ns=since_ns, stdout=stdout,
+                                            stderr=stderr):
+        yield (STDERR if stream == "stderr" else STDOUT), data
 
 
 async def _wait_started(svc: Any, cid: str, conn: HijackedConnection, watch: _StartWatch) -> bool:
