@@ -82,8 +82,6 @@ def test_name_conflict_and_missing_objects(e2e, client, test_id):
 def test_run_with_docker_py(e2e):
     # docker-py's run(remove=True) removes the container before it reads
     # the log stream it opened with follow: the follow must end then.
-    # (Known to hang while dockyard.logs' follow of a removed file never
-    # ends: FileWalker.batches ignores stop() once the file is gone.)
     import docker
 
     client = e2e.docker_py()
