@@ -138,13 +138,6 @@ def backing_filesystem(path: Path) -> str:
     return BACKING_FS.get(best, best)
 
 
-def overlay_metacopy() -> bool:
-    try:
-        return Path("/sys/module/overlay/parameters/metacopy").read_text().strip() == "Y"
-    except OSError:
-        return False
-
-
 def rfc3339_nano(ts: float | None = None) -> str:
     """Local time in RFC 3339 with nanoseconds, as Go prints SystemTime."""
     ns = time.time_ns() if ts is None else int(ts * 1e9)
