@@ -159,3 +159,74 @@ def test_closed_database_refuses(tmp_path):
     db.close()
     with pytest.raises(FailedPrecondition, match="closed"):
         db.query("SELECT 1")
+
+
+def test_threads_queue_in_process_not_in_sqlite_busy_handler(tmp_path):
+    """Writers of one process take turns on a lock: while one holds the
+    write transaction another waits without entering SQLite (whose busy
+    handler would sleep in steps of up to 100 ms), and gets its turn as
+    soon as the first commits."""
+    import time
+    with Database(tmp_path / "m.db") as db:
+        db.migrate("t", ["CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)"])
+        inside, waited = threading.Event(), []
+
+        def second() -> None:
+            inside.wait()
+            start = time.monotonic()
+            with db.transaction() as conn:
+                waited.append(time.monotonic() - start)
+                conn.execute("INSERT INTO kv VALUES ('b', '2')")
+
+        other = threading.Thread(target=second)
+        other.start()
+        with db.transaction() as conn:
+            conn.execute("INSERT INTO kv VALUES ('a', '1')")
+            inside.set()
+            time.sleep(0.15)
+            # the other thread has not begun a transaction meanwhile
+            assert db.query_one("SELECT count(*) FROM kv")[0] == 1
+        other.join()
+        assert 0.1 < waited[0] < 0.5
+        assert sorted(r[0] for r in db.query("SELECT k FROM kv")) == ["a", "b"]
+
+
+def test_two_handles_on_one_file_share_the_writer_turn(tmp_path):
+    with Database(tmp_path / "m.db") as a, Database(tmp_path / "m.db") as b:
+        a.migrate("t", ["CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)"])
+        with a.transaction() as conn:
+            conn.execute("INSERT INTO kv VALUES ('a', '1')")
+            # Same thread, same file: re-entrant, so b's transaction waits
+            # in SQLite's busy handler instead of deadlocking on our lock.
+            b_conn = b.connection()
+            b_conn.execute("PRAGMA busy_timeout = 50")
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                with b.transaction():
+                    pass
+        with b.transaction() as conn:
+            conn.execute("INSERT INTO kv VALUES ('b', '2')")
+        assert a.query_one("SELECT count(*) FROM kv")[0] == 2
+
+
+def test_connections_of_ended_threads_are_closed(tmp_path):
+    import gc
+    with Database(tmp_path / "m.db") as db:
+        db.migrate("t", ["CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)"])
+        conns = []
+
+        def use(i: int) -> None:
+            with db.transaction() as conn:
+                conn.execute("INSERT INTO kv VALUES (?, 'x')", (str(i),))
+            conns.append(db.connection())
+
+        for i in range(20):
+            t = threading.Thread(target=use, args=(i,))
+            t.start()
+            t.join()
+        gc.collect()
+        # only the main thread's (opened by Database itself) remains
+        assert db.open_connections == 1
+        for conn in conns:
+            with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+                conn.execute("SELECT 1")
+        assert db.query_one("SELECT count(*) FROM kv")[0] == 20
