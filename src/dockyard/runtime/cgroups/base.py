@@ -278,8 +278,16 @@ def resolve_path(cgroups_path: str, container_id: str) -> str:
 
 
 def read_text(path: str) -> str:
-    with open(path, "rb", buffering=0) as f:
-        return f.read().decode()
+    """The whole file.  A cgroup removed between open and read answers
+    ENODEV; that is reported as FileNotFoundError, which every caller
+    already treats as "the cgroup is gone"."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            return f.read().decode()
+    except OSError as err:
+        if err.errno == errno.ENODEV:
+            raise FileNotFoundError(errno.ENOENT, "cgroup removed", path) from err
+        raise
 
 
 def read_int(path: str) -> int:
@@ -299,6 +307,10 @@ def write_text(path: str, value: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
         os.write(fd, value.encode())
+    except OSError as err:
+        if err.errno == errno.ENODEV:  # removed after open: as read_text
+            raise FileNotFoundError(errno.ENOENT, "cgroup removed", path) from err
+        raise
     finally:
         os.close(fd)
 
