@@ -8,6 +8,7 @@ import os
 import pytest
 
 from testlib import require_root
+from dockyard.errors import NotFound
 from dockyard.store.native import NativeSnapshotter
 from dockyard.store.overlay import OverlaySnapshotter
 
@@ -70,3 +71,53 @@ def test_bad_root_is_refused(tmp_path):
 
     with pytest.raises(InvalidArgument, match="must not contain"):
         NativeSnapshotter(tmp_path / "a,b")
+
+
+def test_removed_snapshot_is_deleted_in_the_background(snapshotter_factory, data_root):
+    """remove() renames the tree out of sight and answers; the tree is
+    deleted off the caller's path, and close() waits for that."""
+    sn = snapshotter_factory()
+    snapshots = data_root / "snapshotter" / "snapshots"
+    try:
+        sn.prepare("big")
+        fs = sn.fs_dir("big")
+        for i in range(200):
+            (fs / f"f{i}").write_bytes(b"x" * 100)
+        sn.remove("big")
+        # gone for every reader at once, whatever the reaper has done yet
+        with pytest.raises(NotFound):
+            sn.stat("big")
+        assert not fs.exists()
+        assert all(not name.isdigit() for name in os.listdir(snapshots))
+        sn.prepare("big")  # the key is free again
+        assert sn.fs_dir("big") != fs
+    finally:
+        sn.close()
+    assert sorted(os.listdir(snapshots)) == ["2"]
+
+
+def test_reaper_drains_in_order_and_restarts_after_fork(tmp_path):
+    from dockyard.store.reaper import Reaper
+
+    reaper = Reaper()
+    trees = []
+    for i in range(5):
+        tree = tmp_path / f"rm-{i}"
+        (tree / "a" / "b").mkdir(parents=True)
+        (tree / "a" / "b" / "f").write_bytes(b"x")
+        trees.append(tree)
+        reaper.reap(tree)
+    reaper.drain()
+    assert not any(t.exists() for t in trees)
+    child_tree = tmp_path / "rm-child"
+    child_tree.mkdir()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports by exit status
+        try:
+            reaper.reap(child_tree)
+            reaper.drain()
+            os._exit(0 if not child_tree.exists() else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -32,6 +32,7 @@ from typing import Iterator
 
 from ..errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from .db import Database, Migration
+from .reaper import Reaper
 from .snapshot import Info, Kind, Mount, Usage, valid_key
 
 COMPONENT = "snapshots"
@@ -117,6 +118,7 @@ class DirectorySnapshotter:
         # Every instance holds the root lock shared; whoever gets it
         # exclusively at open knows nobody is mid-operation and may clean.
         self._lock_fd = os.open(self.root / ".lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._reaper = Reaper(f"dockyard-reaper-{self.snapshots_dir}")
         self.db = Database(self.root / "metadata.db")
         try:
             self.db.migrate(COMPONENT, MIGRATIONS)
@@ -304,7 +306,9 @@ class DirectorySnapshotter:
         if self.uses_links:
             with contextlib.suppress(FileNotFoundError):
                 self._link(row["id"]).unlink()
-        shutil.rmtree(doomed, ignore_errors=True)
+        # Renamed and unrecorded: invisible already, so delete it off the
+        # caller's path (a crash leaves rm-<id> for cleanup()).
+        self._reaper.reap(doomed)
 
     def walk(self, kind: Kind | str | None = None, label: tuple[str, str | None] | None = None) -> Iterator[Info]:
         with self.db.reading() as conn:
@@ -322,6 +326,9 @@ class DirectorySnapshotter:
                        row["updated"])
 
     def close(self) -> None:
+        # Finish deleting removed snapshots while still holding the root
+        # lock, so the next exclusive opener finds no rm-* being deleted.
+        self._reaper.drain()
         self.db.close()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
