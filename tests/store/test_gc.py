@@ -268,3 +268,22 @@ def test_open_store_layout_and_bad_driver(data_root):
         # other layers add their own tables to the same database
         store.db.migrate("containers-test", ["CREATE TABLE c (id TEXT PRIMARY KEY)"])
         assert store.db.versions()["containers-test"] == 1
+
+
+def test_discard_renames_at_once_and_deletes_in_the_background(data_root):
+    root = data_root / "s"
+    with open_store(root, snapshotter="native") as store:
+        tree = root / "containers" / "abc"
+        (tree / "rootfs" / "etc").mkdir(parents=True)
+        for i in range(100):
+            (tree / "rootfs" / "etc" / f"f{i}").write_bytes(b"x")
+        store.discard(tree)
+        assert not tree.exists()  # gone for readers when discard returns
+        store.discard(tree)  # a missing path is fine
+    # close() waited for the deletion
+    assert os.listdir(root / "trash") == []
+    # trash a crash left behind is emptied by the next open
+    (root / "trash" / "leftover" / "d").mkdir(parents=True)
+    with open_store(root, snapshotter="native") as store:
+        pass
+    assert os.listdir(root / "trash") == []

@@ -10,6 +10,7 @@ Open everything under one data root with :func:`open_store`::
     store.snapshotter  # OverlaySnapshotter  (or NativeSnapshotter)
     store.db           # Database            (other layers: db.migrate("containers", [...]))
     store.collect()    # garbage collection (dry_run=True to preview)
+    store.discard(path)  # delete a tree under the root off the caller's path
     store.close()
 
 Layout of a data root::
@@ -19,6 +20,7 @@ Layout of a data root::
     <root>/content/ingest/              blobs being written
     <root>/snapshots/<driver>/          the snapshotter's own root
     <root>/gc.lock                      see dockyard.store.gc
+    <root>/trash/                       trees being deleted by discard()
 
 Modules, each with the details in its docstring:
 
@@ -31,6 +33,7 @@ Modules, each with the details in its docstring:
 ``mounting``  mount_all / unmount / mounted: performing Mount lists
 ``leases``    LeaseManager, LEASE_LABEL, GC_ROOT_LABEL
 ``gc``        collect(), GCLock, GCReport
+``reaper``    Reaper: deletes renamed-away trees on a background thread
 
 Loading an image, the intended sequence (the image layer's job)::
 
@@ -52,7 +55,9 @@ Loading an image, the intended sequence (the image layer's job)::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import secrets
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -66,6 +71,7 @@ from .metadata import DIGEST, TAG, ImageRecord, LayerRecord, MetadataStore, RefR
 from .mounting import mount_all, mounted, unmount
 from .native import NativeSnapshotter
 from .overlay import OverlaySnapshotter
+from .reaper import Reaper
 from .snapshot import Info, Kind, Mount, Snapshotter, Usage
 
 #: snapshotter name -> class
@@ -84,6 +90,29 @@ class Store:
     snapshotter: OverlaySnapshotter | NativeSnapshotter
     snapshotter_name: str
     gc_lock: GCLock
+    _reaper: Reaper = field(default_factory=lambda: Reaper("dockyard-trash"), repr=False)
+
+    @property
+    def trash(self) -> Path:
+        return self.root / "trash"
+
+    def discard(self, path: str | os.PathLike) -> None:
+        """Delete the tree at ``path`` (on the data root's filesystem) without
+        waiting for it: it is renamed into ``<root>/trash`` at once - gone
+        for every reader - and deleted on a background thread.  The caller
+        unmounts anything under it first.  Trash left by a crash is emptied
+        by the next ``open_store(cleanup=True)``.  A missing path is fine."""
+        self.trash.mkdir(exist_ok=True)
+        doomed = self.trash / secrets.token_hex(8)
+        try:
+            os.rename(path, doomed)
+        except FileNotFoundError:
+            return
+        except OSError:
+            # another filesystem (EXDEV) or an odd path: delete in place
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        self._reaper.reap(doomed)
 
     def ingest(self, source: bytes | BinaryIO, expected: Digest | str | None = None, size: int | None = None,
                *, lease: str | None = None, ref: str | None = None) -> BlobInfo:
@@ -99,6 +128,7 @@ class Store:
         return collect(self, dry_run=dry_run)
 
     def close(self) -> None:
+        self._reaper.drain()
         self.snapshotter.close()
         self.db.close()
 
@@ -130,6 +160,9 @@ def open_store(root: str | os.PathLike, snapshotter: str = "overlay", cleanup: b
     if cleanup:
         try:
             content.cleanup_ingests()
+            if store.trash.is_dir():
+                for entry in os.scandir(store.trash):
+                    store._reaper.reap(entry.path)
             store.collect()
         except BaseException:
             store.close()
