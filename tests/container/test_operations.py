@@ -279,6 +279,45 @@ def test_logs_follow_tail_since_timestamps(env):
         env.create(["true"], {"LogConfig": {"Type": "bogus"}})
 
 
+@pytest.mark.parametrize("driver", ["json-file", "local"])
+def test_logs_follow_ends_with_an_auto_removed_container(env, driver):
+    """docker-py's run(remove=True) and `docker run --rm` follow a container
+    that removes itself: the follow ends with everything it wrote, though
+    the log file is gone."""
+    cid = env.create(["sh", "-c", "echo one; sleep 0.3; echo two"],
+                     {"AutoRemove": True, "LogConfig": {"Type": driver}})
+
+    async def follow():
+        await env.service.start(cid)
+        lines = []
+        async for stream, data in env.service.logs(cid, follow=True):
+            lines.append(data)
+        return lines
+
+    assert env.run(follow(), timeout=20) == [b"one\n", b"two\n"]
+    env.wait_for(lambda: not env.run(env.service.list(all=True)), what="removal")
+    assert not env.service._log_followers
+
+
+def test_logs_follow_is_woken_by_the_exit(env):
+    """A follow ends at the container's exit, not at its next poll."""
+    env.service.log_poll_interval = 30.0
+    cid = env.create(["sh", "-c", "echo one; sleep 0.3; echo two"])
+
+    async def follow():
+        await env.service.start(cid)
+        lines = []
+        async for stream, data in env.service.logs(cid, follow=True):
+            lines.append(data)
+        return lines, time.monotonic()
+
+    lines, ended = env.run(follow(), timeout=20)
+    finished = env.inspect(cid)["State"]["FinishedAt"]
+    assert lines == [b"one\n", b"two\n"]
+    from dockyard.container.model import parse_time
+    assert time.time() - parse_time(finished) < 5  # not 30 s later
+
+
 def test_local_log_driver_and_options(env):
     cid, code = env.run_container(["sh", "-c", "echo via local"], {"LogConfig": {"Type": "local", "Config": {"max-size": "1m"}}})
     assert env.logs(cid) == "via local\n"

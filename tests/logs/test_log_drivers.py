@@ -274,3 +274,60 @@ def test_follow_sees_new_lines_and_stops(tmp_path):
     t.join(10)
     assert not t.is_alive()
     assert got == [b"old\n"] + [b"new %d\n" % i for i in range(20)]
+
+
+def _follow_in_thread(reader, **kwargs):
+    got: list[bytes] = []
+
+    def follow():
+        for e in reader.read(follow=True, **kwargs):
+            got.append(e.line)
+
+    t = threading.Thread(target=follow, daemon=True)
+    t.start()
+    return t, got
+
+
+@pytest.mark.parametrize("driver", ["json-file", "local"])
+def test_follow_of_removed_log_ends_when_stop_says(tmp_path, driver):
+    """A removed container's log goes with its directory: the follower
+    keeps what it read, keeps waiting while ``stop()`` is false, and ends
+    once it is true (it used to wait forever for a successor file)."""
+    directory = tmp_path / "container"
+    directory.mkdir()
+    path = log_path(driver, directory, "c" * 64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    c = open_copier(driver, path, {})
+    c.feed("stdout", b"before removal\n")
+    stop = threading.Event()
+    t, got = _follow_in_thread(open_reader(driver, path), stop=stop.is_set, poll_interval=0.01)
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    c.close()
+    import shutil
+    shutil.rmtree(directory)
+    time.sleep(0.2)
+    assert t.is_alive()  # stop() is still false: it may be a rotation in progress
+    stop.set()
+    t.join(2)
+    assert not t.is_alive(), "the follow of a removed log did not end"
+    assert got == [b"before removal\n"]
+
+
+def test_follow_wakes_on_wait_instead_of_polling(tmp_path):
+    """With a ``wait`` that returns when the writer is done, a follow ends
+    at once, not after its poll interval."""
+    path = tmp_path / "c-json.log"
+    c = open_copier("json-file", path, {})
+    c.feed("stdout", b"one\n")
+    done = threading.Event()
+    t, got = _follow_in_thread(open_reader("json-file", path), stop=done.is_set, poll_interval=30, wait=done.wait)
+    time.sleep(0.2)
+    c.feed("stdout", b"two\n")
+    c.close()
+    started = time.monotonic()
+    done.set()
+    t.join(5)
+    assert not t.is_alive() and time.monotonic() - started < 1.0
+    assert got == [b"one\n", b"two\n"]

@@ -32,6 +32,7 @@ import os
 import shutil
 import signal as signal_mod
 import functools
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -161,6 +162,11 @@ class ContainerService:
         #: attach sessions waiting for a container's next start (docker run
         #: and start -a attach first, then start)
         self._pending_attaches: dict[str, list[_PendingAttach]] = {}
+        #: log followers to wake when a container's run ends or it is
+        #: removed (a follow then ends without waiting out its poll)
+        self._log_followers: dict[str, set[threading.Event]] = {}
+        #: how often a log follow looks for new output
+        self.log_poll_interval = 0.05
         # Blocking work runs on the service's own pools, never the loop's
         # default executor: short lifecycle steps on one, and the threads
         # that live as long as a stream (log follow, export, cp) on another,
@@ -232,6 +238,12 @@ class ContainerService:
         for fut in waiters.pop(cid, []):
             if not fut.done():
                 fut.set_result(value)
+
+    def _wake_log_followers(self, cid: str) -> None:
+        """The run's output is all in the log (the supervisor reports an
+        exit only after it logged everything): followers may finish now."""
+        for event in list(self._log_followers.get(cid, ())):
+            event.set()
 
     # ------------------------------------------------------------------ lookup
 
@@ -682,6 +694,7 @@ class ContainerService:
             self._emit(c, "die", exitCode=str(status.exit_code),
                        execDuration=str(int(ran_for)))
             self._notify(self._exit_waiters, cid, c.state)
+            self._wake_log_followers(cid)
             if restart:
                 if ran_for >= BACKOFF_RESET_AFTER or cid not in self._backoff:
                     delay = BACKOFF_START
@@ -896,6 +909,7 @@ class ContainerService:
         self._emit(c, "destroy")
         self._notify(self._exit_waiters, c.id, c.state)
         self._notify(self._removal_waiters, c.id, c.state)
+        self._wake_log_followers(c.id)
 
     def _remove_runtime_state(self, c: Container) -> None:
         with contextlib.suppress(DockyardError):
@@ -1198,6 +1212,9 @@ class ContainerService:
         wanted = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
         stop_flag = {"stop": False}
         run_id = c.state.started_at
+        # Set at the run's end, at removal, or when our consumer goes: the
+        # reader's wait between polls returns then.
+        wake = threading.Event()
 
         def should_stop() -> bool:
             cur = self._records.get(c.id)
@@ -1207,11 +1224,14 @@ class ContainerService:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue(maxsize=256)
         sentinel = object()
+        following = follow and c.state.running
+        if following:
+            self._log_followers.setdefault(c.id, set()).add(wake)
 
         def pump() -> None:
             try:
-                for entry in reader.read(since=since_ns, until=until_ns, tail=tail_n,
-                                         follow=follow and c.state.running, stop=should_stop):
+                for entry in reader.read(since=since_ns, until=until_ns, tail=tail_n, follow=following,
+                                         stop=should_stop, poll_interval=self.log_poll_interval, wait=wake.wait):
                     if entry.stream not in wanted:
                         continue
                     item = (entry.stream, entry.render(timestamps))
@@ -1234,6 +1254,12 @@ class ContainerService:
                 yield item
         finally:
             stop_flag["stop"] = True
+            wake.set()
+            followers = self._log_followers.get(c.id)
+            if followers is not None:
+                followers.discard(wake)
+                if not followers:
+                    del self._log_followers[c.id]
             while not worker.done():
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()

@@ -24,7 +24,7 @@ reader finds rotations on disk by itself (see ``logfile``).
 Lifecycle of a writer: ``open_writer`` -> ``write``... -> ``flush`` ->
 ``close``.  Of a reader: ``open_reader`` -> ``read(...)`` (an iterator; with
 ``follow`` it ends when ``stop()`` turns true and everything written before
-has been read).
+has been read, or the files were removed).
 """
 
 from __future__ import annotations
@@ -79,12 +79,18 @@ class Writer(Protocol):
 class Reader(Protocol):
     def read(self, *, since: int | None = None, until: int | None = None, tail: int | None = None,
              follow: bool = False, stop: Callable[[], bool] | None = None,
-             poll_interval: float = 0.05) -> Iterator[LogEntry]:
+             poll_interval: float = 0.05, wait: Callable[[float], object] | None = None) -> Iterator[LogEntry]:
         """Entries in the order written.  ``since``/``until`` are ns bounds
         (inclusive/exclusive as Docker: entries at or after since, before
         until); ``tail`` keeps only the last N of the stored entries (None
         or negative: all); ``follow`` keeps reading new entries, across
-        rotations, until ``stop()`` is true and the files are drained."""
+        rotations, until ``stop()`` is true and the files are drained (or
+        gone: a follow of a removed container's log ends when ``stop()``
+        says so).  Between polls for new entries the reader calls
+        ``wait(poll_interval)`` (``time.sleep`` by default); a caller that
+        learns when the writer is done passes a wait that returns then
+        (``threading.Event().wait``), so the follow ends without a poll's
+        delay."""
         ...
 
 

@@ -181,9 +181,9 @@ class LocalReader:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def read(self, *, since=None, until=None, tail=None, follow=False, stop=None, poll_interval=0.05):
+    def read(self, *, since=None, until=None, tail=None, follow=False, stop=None, poll_interval=0.05, wait=None):
         return read_entries(self.path, decode, since=since, until=until, tail=tail, follow=follow, stop=stop,
-                            poll_interval=poll_interval)
+                            poll_interval=poll_interval, wait=wait)
 
 
 def open_writer(path: Path | None, options: dict[str, str]) -> LocalWriter:

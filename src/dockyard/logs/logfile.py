@@ -614,10 +614,15 @@ class FileWalker:
             if locked:
                 self._unlock()
 
-    def batches(self, *, follow: bool, stop: Callable[[], bool] | None = None,
-                poll_interval: float = 0.05) -> Iterator[list[LogEntry]]:
+    def batches(self, *, follow: bool, stop: Callable[[], bool] | None = None, poll_interval: float = 0.05,
+                wait: Callable[[float], object] | None = None) -> Iterator[list[LogEntry]]:
         """Lists of entries as they become readable.  Without ``follow`` it
-        ends at the end of the current file."""
+        ends at the end of the current file.  With ``follow`` it ends once
+        ``stop()`` is true and what was written before is read, also when
+        the files are gone meanwhile (a removed container's); between polls
+        it calls ``wait(seconds)`` (``time.sleep`` by default), which a
+        caller that knows when the writer is done makes return early."""
+        pause = wait or time.sleep
         stopping = False
         while True:
             if self._src is None:
@@ -627,7 +632,8 @@ class FileWalker:
                     if not follow or stopping:
                         return
                     stopping = bool(stop and stop())
-                    time.sleep(poll_interval)
+                    if not stopping:
+                        pause(poll_interval)
                     continue
             src = self._src
             entries = self._read_available(src)
@@ -637,23 +643,30 @@ class FileWalker:
                 try:
                     current = os.stat(self.path).st_ino
                 except FileNotFoundError:
-                    current = None  # between unlink and re-create (max-file 1)
+                    current = None  # between unlink and re-create (max-file 1), or removed
                 if current == src.ino:
                     if not follow or stopping:
                         return
                     stopping = bool(stop and stop())
                     if not stopping:
-                        time.sleep(poll_interval)
+                        pause(poll_interval)
                     continue
-                # Rotated away; it gets no more writes: drain it.
+                # Rotated away (or removed); it gets no more writes: drain it.
                 entries = self._read_available(src)
                 if entries:
                     yield entries
             opened = self._next_source(src)
             if opened is None or opened is False:
+                # No successor (yet): a rotation half done, or the files
+                # were removed with their container.  Only ``stop`` can
+                # tell which; ask it, as at the end of a live file.
                 if not follow and opened is None:
                     return
-                time.sleep(min(poll_interval, 0.01))
+                if stopping:
+                    return
+                stopping = bool(stop and stop())
+                if not stopping:
+                    pause(min(poll_interval, 0.01))
                 continue
             src.close()
             self._src = opened
@@ -661,7 +674,7 @@ class FileWalker:
 
 def read_entries(path: Path, decode: Decoder, *, since: int | None = None, until: int | None = None,
                  tail: int | None = None, follow: bool = False, stop: Callable[[], bool] | None = None,
-                 poll_interval: float = 0.05) -> Iterator[LogEntry]:
+                 poll_interval: float = 0.05, wait: Callable[[float], object] | None = None) -> Iterator[LogEntry]:
     """The Reader.read contract over a rotating file set."""
     walker = FileWalker(path, decode, since=since)
     try:
@@ -672,7 +685,7 @@ def read_entries(path: Path, decode: Decoder, *, since: int | None = None, until
             yield from walker.tail(tail, keep)
             if not follow:
                 return
-        for batch in walker.batches(follow=follow, stop=stop, poll_interval=poll_interval):
+        for batch in walker.batches(follow=follow, stop=stop, poll_interval=poll_interval, wait=wait):
             for e in batch:
                 if since is not None and e.timestamp < since:
                     continue
