@@ -164,6 +164,10 @@ def open_store(root: str | os.PathLike, snapshotter: str = "overlay", cleanup: b
                 for entry in os.scandir(store.trash):
                     store._reaper.reap(entry.path)
             store.collect()
+            # Start-up is not in a hurry: leave the disk as clean as the
+            # records (what collect removed is deleted in the background).
+            store._reaper.drain()
+            sn.drain()
         except BaseException:
             store.close()
             raise

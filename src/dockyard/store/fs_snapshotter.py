@@ -325,6 +325,10 @@ class DirectorySnapshotter:
             yield Info(Kind(row["kind"]), row["key"], names.get(row["parent"]), labels, row["created"],
                        row["updated"])
 
+    def drain(self) -> None:
+        """Wait until the trees of removed snapshots are deleted."""
+        self._reaper.drain()
+
     def close(self) -> None:
         # Finish deleting removed snapshots while still holding the root
         # lock, so the next exclusive opener finds no rm-* being deleted.
