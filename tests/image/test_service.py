@@ -4,6 +4,7 @@ commit, changes, export, bootstrap, and failure leaving nothing behind."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -326,6 +327,75 @@ def test_commit_prune_removes_untagged_parent(service: ImageService, store, data
     records = service.remove("child:1")
     assert records[0] == {"Untagged": "child:1"} and {"Deleted": str(child)} in records
     _assert_empty(store)
+
+
+def test_commit_stores_the_blob_it_unpacked(service: ImageService, store, data_root: Path):
+    """One pass: the stored blob is the tar of the upper dir, its digest is
+    the diff_id, and the new snapshot holds what the blob says."""
+    service.load(io.BytesIO(classic_save_tar([([layer_tar(BASE)], {}, ["base:1"])])))
+    key = "c-one-pass"
+    _container(store, service, "base:1", key)
+    upper = store.snapshotter.upper_dir(key)
+    big = os.urandom(3 << 20)  # several pipe chunks
+    (upper / "big").write_bytes(big)
+    (upper / "many").mkdir()
+    for i in range(50):
+        (upper / "many" / f"f{i}").write_bytes(str(i).encode() * 100)
+    child = service.commit(key, base_image="base:1", reference="child:1")
+    store.snapshotter.remove(key)
+    record = store.metadata.get_image(child)
+    layer = store.metadata.get_layer(record.layers[-1])
+    assert layer.digest == layer.diff_id
+    assert str(layer.diff_id) == "sha256:" + hashlib.sha256(store.content.read_bytes(layer.digest)).hexdigest()
+    with tarfile.open(fileobj=store.content.open(layer.digest)) as tar:
+        assert tar.extractfile("big").read() == big
+        assert tar.extractfile("many/f7").read() == b"7" * 100
+    layer_dir = store.snapshotter.fs_dir(str(layer.chain_id))
+    assert (layer_dir / "big").read_bytes() == big
+    assert sorted(os.listdir(layer_dir / "many")) == sorted(f"f{i}" for i in range(50))
+    assert layer.size == len(big) + sum(len(str(i)) * 100 for i in range(50))
+
+
+def test_commit_failing_while_writing_leaves_nothing(service: ImageService, store, data_root: Path):
+    service.load(io.BytesIO(classic_save_tar([([layer_tar(BASE)], {}, ["base:1"])])))
+    before_layers = store.metadata.layers()
+    key = "c-bad-upper"
+    _container(store, service, "base:1", key)
+    upper = store.snapshotter.upper_dir(key)
+    (upper / "a-big").write_bytes(os.urandom(2 << 20))
+    (upper / "z-metacopy").write_bytes(b"")
+    # a metacopy-only file cannot be written into a layer: the producer fails
+    # after the applier has already unpacked the first file
+    os.setxattr(upper / "z-metacopy", "trusted.overlay.metacopy", b"")
+    with pytest.raises(FailedPrecondition, match="metacopy"):
+        service.commit(key, base_image="base:1", reference="child:1")
+    store.snapshotter.remove(key)
+    assert _snapshots(store) == [str(c) for c in store.metadata.get_image(service.resolve("base:1")).layers]
+    assert store.metadata.layers() == before_layers
+    assert not service.exists("child:1")
+    assert [p for p in (store.root / "content" / "ingest").iterdir() if p.name != ".lock"] == []
+
+
+def test_commit_failing_while_applying_leaves_nothing(store, data_root: Path):
+    service = ImageService(store, allow_devices=False)
+    try:
+        service.load(io.BytesIO(classic_save_tar([([layer_tar(BASE)], {}, ["base:1"])])))
+        key = "c-device"
+        _container(store, service, "base:1", key)
+        upper = store.snapshotter.upper_dir(key)
+        (upper / "a-big").write_bytes(os.urandom(40 << 20))  # more than the pipe holds
+        os.mknod(upper / "b-null", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        (upper / "c-after").write_bytes(os.urandom(1 << 20))
+        with pytest.raises(InvalidArgument, match="device nodes are not allowed"):
+            service.commit(key, base_image="base:1", reference="child:1")
+        store.snapshotter.remove(key)
+        assert len(_snapshots(store)) == 1
+        assert not service.exists("child:1")
+        store.collect()
+        assert len(list(store.content.walk())) == 2  # the base's layer and config
+        assert [p for p in (store.root / "content" / "ingest").iterdir() if p.name != ".lock"] == []
+    finally:
+        service.close()
 
 
 def test_bootstrap_busybox_is_deterministic(service: ImageService, store, data_root: Path, tmp_path: Path):

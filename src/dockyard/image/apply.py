@@ -69,8 +69,8 @@ class ApplyOptions:
 class AppliedLayer:
     """What applying a layer learned about it."""
 
-    digest: str  # sha256 of the blob as read (compressed form)
-    diff_id: str  # sha256 of the uncompressed tar
+    digest: str | None  # sha256 of the blob as read (compressed form); None unhashed
+    diff_id: str | None  # sha256 of the uncompressed tar; None unhashed
     compression: Compression
     size: int  # bytes of the blob as read
     uncompressed_size: int  # bytes of the tar stream
@@ -81,15 +81,17 @@ class AppliedLayer:
 
 
 def apply_layer(source: BinaryIO, target: str | os.PathLike, options: ApplyOptions | None = None,
-                progress: Callable[[int], None] | None = None) -> AppliedLayer:
+                progress: Callable[[int], None] | None = None, *, hashed: bool = True) -> AppliedLayer:
     """Unpack the layer read from ``source`` into the directory ``target``.
 
     ``progress`` is called now and then with the number of blob bytes read
     so far.  Raises :class:`InvalidArgument` for a malformed or malicious
     archive (see the module docstring for what the caller must then do).
+    ``hashed=False`` skips computing ``digest`` and ``diff_id`` (None in the
+    result), for a caller that hashes the same stream elsewhere.
     """
     options = options or ApplyOptions()
-    stream = LayerStream(source)
+    stream = LayerStream(source, hashed)
     reader = tarfmt.TarReader(_Progress(stream, progress) if progress else stream, options.limits)
     with RootDir(target) as root:
         applier = _Applier(root, reader, options)

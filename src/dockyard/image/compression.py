@@ -48,13 +48,14 @@ class _Hashing:
 
     __slots__ = ("_raw", "hash", "size", "_prefix")
 
-    def __init__(self, raw: BinaryIO, prefix: bytes) -> None:
+    def __init__(self, raw: BinaryIO, prefix: bytes, hashed: bool = True) -> None:
         self._raw = raw
-        self.hash = hashlib.sha256()
+        self.hash = hashlib.sha256() if hashed else None
         self.size = 0
         self._prefix = prefix
         if prefix:
-            self.hash.update(prefix)
+            if self.hash is not None:
+                self.hash.update(prefix)
             self.size += len(prefix)
 
     def read(self, n: int = -1) -> bytes:
@@ -65,7 +66,8 @@ class _Hashing:
             return data
         data = self._raw.read(n)
         if data:
-            self.hash.update(data)
+            if self.hash is not None:
+                self.hash.update(data)
             self.size += len(data)
         return data
 
@@ -110,18 +112,20 @@ class LayerStream:
 
     After the consumer has read to EOF (call :meth:`finish` to make sure),
     :attr:`digest`/:attr:`size` describe the blob as stored and
-    :attr:`diff_id`/:attr:`uncompressed_size` the tar inside it.
+    :attr:`diff_id`/:attr:`uncompressed_size` the tar inside it.  With
+    ``hashed=False`` (the caller knows both already, e.g. it wrote the
+    stream itself) nothing is hashed and both digests are None.
     """
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, hashed: bool = True) -> None:
         head = raw.read(6)
         self.compression = detect(head)
-        self._raw = _Hashing(raw, head)
+        self._raw = _Hashing(raw, head, hashed)
         if self.compression is Compression.NONE:
             self._dec = None
             self._plain_hash = self._raw.hash  # one hash serves both identities
         else:
-            self._plain_hash = hashlib.sha256()
+            self._plain_hash = hashlib.sha256() if hashed else None
             self._errors = _corrupt_errors(self.compression)
             self._dec = _open_decompressor(self.compression, self._raw)
         self.uncompressed_size = 0
@@ -139,7 +143,7 @@ class LayerStream:
                     raise
                 # gzip and bz2 report corrupt data as OSError without errno
                 raise InvalidArgument(f"layer is not a valid {self.compression.value} stream: {exc}") from None
-            if data:
+            if data and self._plain_hash is not None:
                 self._plain_hash.update(data)
         self.uncompressed_size += len(data)
         return data
@@ -151,13 +155,13 @@ class LayerStream:
         self._raw.drain()
 
     @property
-    def digest(self) -> str:
-        return "sha256:" + self._raw.hash.hexdigest()
+    def digest(self) -> str | None:
+        return "sha256:" + self._raw.hash.hexdigest() if self._raw.hash is not None else None
 
     @property
     def size(self) -> int:
         return self._raw.size
 
     @property
-    def diff_id(self) -> str:
-        return "sha256:" + self._plain_hash.hexdigest()
+    def diff_id(self) -> str | None:
+        return "sha256:" + self._plain_hash.hexdigest() if self._plain_hash is not None else None

@@ -70,7 +70,9 @@ class Change:
 
 @dataclass(frozen=True)
 class WrittenLayer:
-    diff_id: str  # sha256 of the tar written (uncompressed)
+    #: sha256 of the tar written (uncompressed); None when the writer was
+    #: told not to hash because its output hashes (a content writer)
+    diff_id: str | None
     size: int  # bytes written
     content_size: int  # sum of regular file sizes
 
@@ -142,16 +144,18 @@ class LayerTarWriter:
     among the entries this writer saw) become link entries.
     """
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, hashed: bool = True) -> None:
         self._out = out
-        self._hash = hashlib.sha256()
+        # Hashing 50 MiB costs ~15 ms; skip it when ``out`` hashes anyway.
+        self._hash = hashlib.sha256() if hashed else None
         self.size = 0
         self.content_size = 0
         self._links: dict[tuple[int, int], bytes] = {}
         self._buf = bytearray(_COPY_CHUNK)
 
     def _write(self, data: bytes | memoryview) -> None:
-        self._hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         self._out.write(data)
         self.size += len(data)
 
@@ -233,8 +237,8 @@ class LayerTarWriter:
 
     def close(self) -> WrittenLayer:
         self._write(tarfmt.end_of_archive())
-        return WrittenLayer(diff_id="sha256:" + self._hash.hexdigest(), size=self.size,
-                            content_size=self.content_size)
+        return WrittenLayer(diff_id="sha256:" + self._hash.hexdigest() if self._hash is not None else None,
+                            size=self.size, content_size=self.content_size)
 
 
 def _join(dir_name: bytes, name: bytes) -> bytes:
@@ -384,16 +388,18 @@ def _redirect_target(rel: bytes, redirect: bytes) -> bytes:
 
 
 def write_layer(upper: str | os.PathLike | bytes, out: BinaryIO,
-                lowers: Sequence[str | os.PathLike | bytes] = ()) -> WrittenLayer:
+                lowers: Sequence[str | os.PathLike | bytes] = (), *, hashed: bool = True) -> WrittenLayer:
     """Write the overlay upper dir ``upper`` as a layer tar to ``out``.
 
     ``lowers`` (the snapshot's parent layer dirs, top first) are needed
     only when the upper holds a redirected directory; without them such a
-    tree raises :class:`FailedPrecondition`.
+    tree raises :class:`FailedPrecondition`.  ``hashed=False``: ``out``
+    computes the digest itself, the result's ``diff_id`` is None (so
+    also for :func:`write_merged` and :func:`write_dir_diff`).
     """
     upper_b = _dir(upper)
     stack = LayerStack([upper_b, *lowers])
-    writer = LayerTarWriter(out)
+    writer = LayerTarWriter(out, hashed)
     _write_upper(writer, stack, upper_b, b"")
     return writer.close()
 
@@ -439,11 +445,12 @@ def _write_merged(writer: LayerTarWriter, stack: LayerStack, rel: bytes, sources
 # -- stack -> flattened tar (export) -----------------------------------------
 
 
-def write_merged(layers: Sequence[str | os.PathLike | bytes], out: BinaryIO) -> WrittenLayer:
+def write_merged(layers: Sequence[str | os.PathLike | bytes], out: BinaryIO, *,
+                 hashed: bool = True) -> WrittenLayer:
     """The merged filesystem of ``layers`` (topmost first) as one tar with
     no whiteouts: ``docker export``."""
     stack = LayerStack(layers)
-    writer = LayerTarWriter(out)
+    writer = LayerTarWriter(out, hashed)
     for rel, path, st, _ in stack.walk():
         writer.add(rel, path, st)
     return writer.close()
@@ -565,9 +572,10 @@ def diff_dirs(old: str | os.PathLike | bytes, new: str | os.PathLike | bytes) ->
     return found
 
 
-def write_dir_diff(old: str | os.PathLike | bytes, new: str | os.PathLike | bytes, out: BinaryIO) -> WrittenLayer:
+def write_dir_diff(old: str | os.PathLike | bytes, new: str | os.PathLike | bytes, out: BinaryIO, *,
+                   hashed: bool = True) -> WrittenLayer:
     """The layer tar that turns tree ``old`` into tree ``new``."""
-    writer = LayerTarWriter(out)
+    writer = LayerTarWriter(out, hashed)
     for kind, rel, path, st in _dir_diff(_dir(old), _dir(new), b""):
         if kind is ChangeKind.DELETED:
             parent, _, name = rel.rpartition(b"/")

@@ -48,6 +48,7 @@ from . import archive, diff
 from .apply import ApplyOptions, WhiteoutMode, apply_layer
 from .compression import Compression
 from .instructions import apply_changes
+from .pipe import ChunkPipe, PipeBroken
 from .progress import IMPORTING, LOADING_LAYER, WRITING_LAYER, ProgressEvent, ProgressFn, reporter, short
 from .tarfmt import TarLimits
 from .unpack import LayerUnpacker
@@ -158,13 +159,16 @@ class _Tee:
         return data
 
 
-class _WriterFile:
-    """A content writer as a write-only file for the tar writers."""
+class _TeeFile:
+    """A write-only file for the tar writers that writes into a content
+    writer and a pipe."""
 
-    def __init__(self, writer) -> None:
+    def __init__(self, writer, pipe: ChunkPipe) -> None:
         self._writer = writer
+        self._pipe = pipe
 
     def write(self, data) -> int:
+        self._pipe.write(data)
         return self._writer.write(data)
 
     def flush(self) -> None:
@@ -728,16 +732,17 @@ class ImageService:
                     f"snapshot {snapshot_key} is not based on image {base_id} (parent {parent_name})")
         with self._operation() as lease:
             report(ProgressEvent(WRITING_LAYER, short(container_id) if container_id else ""))
-            with store.content.open_writer(ref="commit") as writer:
-                if overlay:
-                    written = diff.write_layer(own, _WriterFile(writer), lowers)
-                elif lowers:
-                    written = diff.write_dir_diff(lowers[0], own, _WriterFile(writer))
-                else:
-                    written = diff.write_merged([own], _WriterFile(writer))
-                blob = writer.commit(before_publish=self._protect(lease))
-            diff_id = Digest.parse(written.diff_id)
-            layer = self._ensure_layer(lease, parent_chain, diff_id, blob.digest, mediatype.OCI_LAYER, report)
+            if overlay:
+                def write(out: BinaryIO) -> diff.WrittenLayer:
+                    return diff.write_layer(own, out, lowers, hashed=False)
+            elif lowers:
+                def write(out: BinaryIO) -> diff.WrittenLayer:
+                    return diff.write_dir_diff(lowers[0], own, out, hashed=False)
+            else:
+                def write(out: BinaryIO) -> diff.WrittenLayer:
+                    return diff.write_merged([own], out, hashed=False)
+            layer = self._commit_layer(lease, parent_chain, write)
+            diff_id = layer.diff_id
             history = History(created=format_time(), created_by=created_by or None, author=author or None,
                               comment=comment or None)
             extra = {"container": container_id} if container_id else {}
@@ -746,6 +751,61 @@ class ImageService:
             layers = list(base_record.layers if base_record else ()) + [layer.chain_id]
             size = (base_record.size if base_record else 0) + layer.size
             return self._finish(lease, image_config, layers, size, base_id, reference)
+
+    def _commit_layer(self, lease, parent: Digest | None,
+                      write: Callable[[BinaryIO], diff.WrittenLayer]) -> LayerRecord:
+        """A new layer over ``parent`` from the tar ``write(out)`` produces,
+        in one pass: a producer thread writes the tar into the content store
+        and into a pipe, and this thread applies the pipe into a new
+        snapshot as it comes (the way Docker commits: never re-reading what
+        it wrote).  The blob is hashed once, by the content writer (its
+        digest is the diff_id: the tar is stored uncompressed), and synced
+        by the producer while the applier catches up.  The snapshot is
+        prepared under the lease and removed on any failure."""
+        store = self.store
+        sn = store.snapshotter
+        key = f"extract-{secrets.token_hex(8)} commit"
+        sn.prepare(key, str(parent) if parent is not None else None, labels={LEASE_LABEL: lease.id})
+        try:
+            target, mode = self._layer_target(key)
+            with store.content.open_writer(ref="commit") as writer:
+                pipe = ChunkPipe()
+                produced: list[diff.WrittenLayer] = []
+                failed: list[BaseException] = []
+
+                def produce() -> None:
+                    try:
+                        produced.append(write(_TeeFile(writer, pipe)))
+                        pipe.close()
+                        writer.sync()
+                    except BaseException as exc:  # handed to the caller's thread
+                        failed.append(exc)
+                        pipe.fail(f"writing the layer: {exc}")
+
+                producer = threading.Thread(target=produce, name="dockyard-commit", daemon=True)
+                producer.start()
+                try:
+                    applied = apply_layer(pipe, target, self._apply_options(mode), hashed=False)
+                except BaseException as exc:
+                    pipe.abort(f"applying the layer: {exc}")
+                    producer.join()
+                    if failed and isinstance(exc, PipeBroken):
+                        raise failed[0] from None  # the producer's error is the real one
+                    raise
+                producer.join()
+                if failed:
+                    raise failed[0]
+                blob = writer.commit(before_publish=self._protect(lease))
+        except BaseException:
+            with contextlib.suppress(NotFound):
+                sn.remove(key)
+            raise
+        diff_id = blob.digest
+        chain = chain_id(parent, diff_id)
+        self._commit_extract(lease, key, chain)
+        return store.metadata.put_layer(LayerRecord(
+            chain_id=chain, diff_id=diff_id, parent=parent, size=applied.content_size, digest=blob.digest,
+            media_type=mediatype.OCI_LAYER, compressed_size=blob.size))
 
     def changes(self, snapshot_key: str) -> list[diff.Change]:
         """``docker diff`` of a container's active snapshot."""

@@ -97,6 +97,12 @@ class Writer(Protocol):
 
     def write(self, data: bytes | bytearray | memoryview) -> int: ...
 
+    def sync(self) -> None:
+        """Make what was written so far durable now (so that commit, which
+        syncs anyway, has little left to do); a writer may call it as soon
+        as it is done writing, possibly on another thread than commit."""
+        ...
+
     def commit(self, expected_size: int | None = None, expected_digest: Digest | str | None = None,
                *, before_publish: Callable[[Digest], None] | None = None) -> BlobInfo:
         """Verify and publish.  ``before_publish(digest)`` runs after
@@ -197,6 +203,11 @@ class LocalWriter:
             view = view[written:]
         self._digester.update(data)
         return total
+
+    def sync(self) -> None:
+        if self._closed:
+            raise InvalidArgument(f"ingest {self.ref}: sync after commit or abort")
+        os.fsync(self._fd)
 
     def commit(self, expected_size: int | None = None, expected_digest: Digest | str | None = None,
                *, before_publish: Callable[[Digest], None] | None = None) -> BlobInfo:
