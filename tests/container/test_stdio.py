@@ -203,3 +203,20 @@ async def collect_async(session):
     async for kind, data in session.output():
         out[kind] += data
     return out
+
+
+def test_attach_and_start_again_right_after_the_stream_ended(env):
+    """The end of an attach stream comes before the service has recorded
+    the exit; a client that attaches and starts again at once (a loop of
+    `docker start -a`) must get the new run, not a supervisor that is gone."""
+    cid = env.create(["sh", "-c", "echo run"])
+
+    async def runs(n):
+        outputs = []
+        for _ in range(n):
+            session = await env.service.attach(cid, stdout=True, stderr=True)
+            await env.service.start(cid)
+            outputs.append(await collect_async(session))
+        return outputs
+
+    assert env.run(runs(10)) == [{1: b"run\n", 2: b""}] * 10

@@ -165,6 +165,8 @@ class ContainerService:
         #: log followers to wake when a container's run ends or it is
         #: removed (a follow then ends without waiting out its poll)
         self._log_followers: dict[str, set[threading.Event]] = {}
+        #: containers whose exit is being recorded (see _settle_exit)
+        self._exiting: set[str] = set()
         #: how often a log follow looks for new output
         self.log_poll_interval = 0.05
         # Blocking work runs on the service's own pools, never the loop's
@@ -520,10 +522,36 @@ class ContainerService:
 
     # ------------------------------------------------------------------ start
 
+    async def _settle_exit(self, c: Container) -> None:
+        """If the current run has ended but its exit is not recorded yet,
+        wait until the monitor has recorded it.  A client that saw the end
+        of an attach stream (the supervisor writes the exit status before
+        it ends the streams) and starts or attaches again at once must find
+        the container exited, not running with a supervisor that is gone."""
+        handle = c.supervisor
+        if c.state.status not in (RUNNING, PAUSED) or not handle:
+            return
+        if c.id not in self._exiting:
+            recorded = await self._io(self.processes.exit_status, handle)
+            # (The exit may have begun to be recorded, and its file removed,
+            # while we read.)
+            if recorded is None and c.id not in self._exiting and c.supervisor == handle:
+                return
+        deadline = time.monotonic() + KILL_WAIT
+        while c.supervisor == handle and c.id in self._records:
+            if c.id in self._exiting:
+                async with self._lock(c.id):
+                    pass  # _handle_exit records the exit under the lock
+            elif time.monotonic() > deadline:
+                raise Internal(f"container {c.id} exited, but its exit was not recorded within {KILL_WAIT:.0f}s")
+            else:
+                await asyncio.sleep(0.005)  # the monitor is about to hear of it
+
     async def start(self, ref: str) -> bool:
         """``POST /containers/{id}/start``.  False when it already runs
         (Docker's 304)."""
         c = self.resolve(ref)
+        await self._settle_exit(c)
         async with self._lock(c.id):
             if c.state.status == PAUSED:
                 raise FailedPrecondition("cannot start a paused container, try unpause instead")
@@ -663,6 +691,14 @@ class ContainerService:
         c = self._records.get(cid)
         if c is None:
             return
+        self._exiting.add(cid)
+        try:
+            await self._record_exit(c, status, handle)
+        finally:
+            self._exiting.discard(cid)
+
+    async def _record_exit(self, c: Container, status: ExitStatus, handle: dict[str, Any] | None) -> None:
+        cid = c.id
         async with self._lock(cid):
             if handle is not None and c.supervisor and c.supervisor != handle:
                 return  # an older run's exit, already handled
@@ -1281,6 +1317,8 @@ class ContainerService:
             raise FailedPrecondition(f"container {c.id} is paused, unpause the container before attach")
         want_stdin = stdin and bool(c.config.get("OpenStdin"))
         live: Any = None
+        if stream:
+            await self._settle_exit(c)
         if stream and c.state.running and c.supervisor:
             from .supervised import open_async
             live = open_async(await self._io(self.processes.attach, c.supervisor, stdin=want_stdin,
@@ -1747,12 +1785,18 @@ class StdioSession:
         self.detached = False
         self.exit_code: int | None = None
         self._ended = False
+        #: the client ended its stdin before the container started: the
+        #: end goes to the container once the session is connected
+        self._stdin_ended_early = False
 
     async def _resolve(self) -> Any:
         """The live stream, once a pending attach is connected."""
         if isinstance(self._live, _PendingAttach):
             pending = self._live
             self._live = await pending.future
+            if self._stdin_ended_early and self._live is not None:
+                self._stdin_ended_early = False
+                await self._live.close_stdin()
         return self._live
 
     async def output(self) -> AsyncIterator[tuple[int, bytes]]:
@@ -1796,7 +1840,14 @@ class StdioSession:
         return True
 
     async def close_stdin(self) -> None:
-        if self.stdin and await self._resolve() is not None:
+        if not self.stdin:
+            return
+        if isinstance(self._live, _PendingAttach):
+            # Not started yet; waiting here would keep a client that leaves
+            # before the start attached to the next run.
+            self._stdin_ended_early = True
+            return
+        if self._live is not None:
             await self._live.close_stdin()
 
     async def resize(self, height: int, width: int) -> None:

@@ -35,7 +35,6 @@ from dockyard.daemon.app import (
     query_int,
 )
 from dockyard.daemon.engine import Engine
-from dockyard.daemon.routes.logfollow import follow_linked, readable, rotates
 from dockyard.daemon.routes.stdio import relay_attach
 from dockyard.errors import DockyardError, InvalidArgument, Unavailable
 
@@ -237,15 +236,9 @@ async def logs(request: web.Request) -> web.StreamResponse:
     options = _log_options(request)
     container = svc.resolve(request.match_info["id"])
     tty = bool(container.config.get("Tty"))
-    if options["follow"] and container.state.running and readable(container) and not rotates(container):
-        # Ends surely and promptly with the run, even if the container is
-        # removed meanwhile (see routes.logfollow).
-        messages = follow_linked(svc, container, tmp_dir=engine_of(request).tmp_dir, stdout=options["stdout"],
-                                 stderr=options["stderr"], since_ns=_ns(options["since"], "since"),
-                                 until_ns=_ns(options["until"], "until"), tail=_tail(options["tail"]),
-                                 timestamps=options["timestamps"])
-    else:
-        messages = svc.logs(container.id, **options)
+    # A follow ends with the run, also when the container is removed
+    # meanwhile (docker-py's run(remove=True) reads the stream after that).
+    messages = svc.logs(container.id, **options)
     # The service checks the driver when reading begins: give it the first
     # entry's time so a refusal is still a status code, not a broken stream.
     first = asyncio.ensure_future(_first(messages))
@@ -287,25 +280,6 @@ async def logs(request: web.Request) -> web.StreamResponse:
         return response
     await response.write_eof()
     return response
-
-
-def _ns(value: Any, name: str) -> int | None:
-    from dockyard.container.model import timestamp_ns
-
-    try:
-        return timestamp_ns(value)
-    except DockyardError:
-        raise InvalidArgument(f"invalid value for {name}: {value!r}") from None
-
-
-def _tail(value: str) -> int | None:
-    if value in ("", "all"):
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise InvalidArgument(f"invalid value for tail: {value!r}") from None
-    return n if n >= 0 else None
 
 
 async def _first(messages: AsyncIterator[tuple[str, bytes]]) -> tuple[str, bytes] | None:
@@ -538,11 +512,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
     svc = service(request)
     container = svc.resolve(request.match_info["id"])
     return await relay_attach(
-        request, svc, engine_of(request).events, container.id,
+        request, svc, container.id,
         stdin=query_bool(request, "stdin"), stdout=query_bool(request, "stdout"),
         stderr=query_bool(request, "stderr"), stream=query_bool(request, "stream"),
-        logs=query_bool(request, "logs"), detach_keys=request.query.get("detachKeys") or None,
-        tmp_dir=engine_of(request).tmp_dir)
+        logs=query_bool(request, "logs"), detach_keys=request.query.get("detachKeys") or None)
 
 
 # -- commit ----------------------------------------------------------------------------
