@@ -220,3 +220,54 @@ def test_attach_and_start_again_right_after_the_stream_ended(env):
         return outputs
 
     assert env.run(runs(10)) == [{1: b"run\n", 2: b""}] * 10
+
+
+def test_tty_ignores_stdin_once_on_detach(env):
+    """`run -it` sends StdinOnce with Tty; Docker ignores StdinOnce for a
+    TTY, so detaching (ctrl-p ctrl-q) leaves the shell running and its
+    input open for the next attach.  Inspect shows what the client sent."""
+    cid = env.create(["sh"], Tty=True, OpenStdin=True, StdinOnce=True, AttachStdin=True)
+    assert env.inspect(cid)["Config"]["StdinOnce"] is True
+
+    async def first():
+        session = await env.service.attach(cid, stdin=True)
+        await env.service.start(cid)
+        seen = bytearray()
+
+        async def read():
+            async for _, data in session.output():
+                seen.extend(data)
+
+        reader = asyncio.get_running_loop().create_task(read())
+        assert await session.write(b"echo one\r") is True
+        while b"one\r\n" not in seen:  # the echo of the command, then its output
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert await session.write(b"\x10\x11") is False  # detached
+        await asyncio.wait_for(reader, 5)
+        return session.detached
+
+    assert env.run(first()) is True
+    env.run(asyncio.sleep(0.5))
+    assert env.inspect(cid)["State"]["Running"] is True
+
+    async def again():
+        session = await env.service.attach(cid, stdin=True)
+        await session.write(b"exit 3\r")
+        await collect_async(session)
+        return await env.service.wait(cid)
+
+    assert env.run(again())["StatusCode"] == 3
+
+
+def test_stdin_once_without_tty_closes_stdin_when_the_client_goes(env):
+    cid = env.create(["sh", "-c", "cat; echo stdin-closed"], OpenStdin=True, StdinOnce=True)
+
+    async def go():
+        session = await env.service.attach(cid, stdin=True)
+        await env.service.start(cid)
+        await session.write(b"data\n")
+        await session.close_stdin()
+        return await collect_async(session)
+
+    assert env.run(go()) == {1: b"data\nstdin-closed\n", 2: b""}

@@ -127,3 +127,28 @@ def test_attach_before_start_ends_when_the_start_fails(e2e):
                 assert _read_to_end(sock) == b""
         finally:
             client.remove_container(cid, force=True)
+
+
+def test_tty_detach_keeps_the_shell_and_inspect_shows_stdin_once(e2e):
+    """`run -it` sends StdinOnce with Tty; inspect shows it as sent, and a
+    detach (ctrl-p ctrl-q) does not end the shell (Docker ignores StdinOnce
+    with a TTY)."""
+    with e2e.client() as client:
+        cid = _create(client, ["sh"], Tty=True, OpenStdin=True, StdinOnce=True, AttachStdin=True)
+        try:
+            assert client.inspect_container(cid)["Config"]["StdinOnce"] is True
+            with client.attach_container(cid, stdin=True, stdout=True, stderr=True) as sock:
+                client.start_container(cid)
+                _read_until(sock, b"/ # ")
+                sock.sendall(b"echo $((2+3))\r")
+                _read_until(sock, b"5\r\n")
+                sock.sendall(b"\x10\x11")
+                _read_to_end(sock)  # the daemon ends the stream on detach
+            time.sleep(0.3)
+            assert client.inspect_container(cid)["State"]["Running"] is True
+            with client.attach_container(cid, stdin=True, stdout=True, stderr=True) as sock:
+                sock.sendall(b"exit 4\r")
+                _read_to_end(sock)
+            assert client.read_wait(client.wait_container(cid))["StatusCode"] == 4
+        finally:
+            client.remove_container(cid, force=True)

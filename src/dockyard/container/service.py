@@ -642,13 +642,17 @@ class ContainerService:
             raise
         log_config = c.host_config.get("LogConfig") or {}
         pending = [p for p in self._pending_attaches.pop(c.id, []) if not p.closed]
+        tty = bool(c.config.get("Tty"))
         request = SpawnRequest(
             container_id=c.id, bundle=bundle, runtime=c.runtime, runtime_root=self.runtime_root / c.runtime,
             state_dir=self._dir(c) / "supervisor",
             log=LogSpec(log_config.get("Type") or self.default_log_driver, c.log_path or None,
                         dict(log_config.get("Config") or {})),
-            tty=bool(c.config.get("Tty")), open_stdin=bool(c.config.get("OpenStdin")),
-            stdin_once=bool(c.config.get("StdinOnce")), console_size=_console_size(c.host_config.get("ConsoleSize")),
+            tty=tty, open_stdin=bool(c.config.get("OpenStdin")),
+            # As dockerd: a TTY's input is never closed when a client lets
+            # go (StdinOnce applies without a TTY only), so `run -it`
+            # survives a detach.
+            stdin_once=bool(c.config.get("StdinOnce")) and not tty, console_size=_console_size(c.host_config.get("ConsoleSize")),
             cgroups_path=spec["linux"]["cgroupsPath"], start=not pending)
         try:
             handle = await self._io(self.processes.spawn, request)

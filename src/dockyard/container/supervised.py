@@ -129,6 +129,7 @@ class AsyncStream:
         self._frames: list[tuple[int, bytes]] = list(stream._frames)
         self._eof = False
         self._closed = False
+        self._reading = False
 
     @property
     def exit_code(self) -> int | None:
@@ -147,10 +148,15 @@ class AsyncStream:
                     return kind, payload
             if self._eof or self._closed:
                 return None
+            self._reading = True
             try:
                 data = await loop.sock_recv(self.sock, 65536)
             except (ConnectionResetError, OSError):
                 data = b""
+            finally:
+                self._reading = False
+                if self._closed:
+                    self._release()
             if not data:
                 self._eof = True
                 return None
@@ -173,12 +179,25 @@ class AsyncStream:
         await asyncio.get_running_loop().sock_sendall(self.sock, self._P.encode_frame(self._P.RESIZE, payload))
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+        if self._closed:
+            return
+        self._closed = True
+        # shutdown wakes a read pending on the loop with the end of the
+        # stream (closing the fd under it would leave it waiting forever:
+        # the loop's watch goes with the fd), and the supervisor sees an
+        # orderly end.  The pending read closes the socket when it wakes.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if not self._reading:
+            self._release()
+
+    def _release(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 def open_async(stream: Any) -> AsyncStream:

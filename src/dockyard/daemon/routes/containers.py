@@ -167,14 +167,6 @@ async def create_container(request: web.Request) -> web.StreamResponse:
     if isinstance(limit, int) and limit <= 0:
         # Docker: 0 and negative values mean "no limit", as if unset.
         host_config["PidsLimit"] = None
-    if config.get("Tty") and config.get("StdinOnce"):
-        # dockerd never closes a TTY's input when a client lets go
-        # (StdinOnce applies without a TTY only), so `run -it` survives a
-        # detach.  The supervisor closes stdin for any StdinOnce container,
-        # hence the flag is not passed on for a TTY.
-        # TODO(issue 4): drop once the service spawns with
-        # stdin_once = StdinOnce and not Tty.
-        config["StdinOnce"] = False
     platform = request.query.get("platform") or None
     result = await svc.create(config, host_config, networking_config, name=request.query.get("name") or None,
                               platform=platform)
