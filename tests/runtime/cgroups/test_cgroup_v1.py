@@ -252,3 +252,56 @@ def test_parse_blkio():
         (8, 0, "Read", 4096), (8, 0, "Write", 8192), (8, 0, "Sync", 0),
         (8, 0, "Async", 12288), (8, 0, "Discard", 0), (8, 0, "Total", 12288),
     ]
+
+
+def test_cpuset_level_made_empty_by_someone_else_is_filled(v1_factory):
+    # An intermediate level that exists already but was left empty (made by
+    # another tool without clone_children) is filled on the way down too.
+    first = v1_factory("shared/x")
+    parent_dir = os.path.dirname(first.dirs["cpuset"])
+    os.makedirs(parent_dir)
+    assert open(f"{parent_dir}/cpuset.cpus").read().strip() == ""
+    first.create()
+    cpus = read_root("cpuset", "cpuset.cpus")
+    assert open(f"{parent_dir}/cpuset.cpus").read().strip() == cpus
+    assert read(first, "cpuset", "cpuset.cpus") == cpus
+    assert read(first, "cpuset", "cpuset.mems") == read_root("cpuset", "cpuset.mems")
+    # creating it again is fine (every directory exists)
+    first.create()
+
+
+def test_destroy_with_a_child_cgroup_and_a_busy_leaf(v1_factory, gated):
+    cg = v1_factory("tree")
+    cg.create()
+    child = v1_factory("tree/child")
+    child.create()
+    proc = gated("sleep 60")
+    child.add(proc.pid)
+    from dockyard.errors import FailedPrecondition
+    from dockyard.runtime.cgroups import base
+    saved = base.DESTROY_TIMEOUT
+    base.DESTROY_TIMEOUT = 0.2
+    try:
+        with pytest.raises(FailedPrecondition, match="still has processes"):
+            cg.destroy()
+    finally:
+        base.DESTROY_TIMEOUT = saved
+    proc.stop()
+    cg.destroy()
+    assert not cg.exists() and not child.exists()
+
+
+def test_layout_is_looked_up_again_when_a_hierarchy_appears(tmp_path):
+    from dockyard.runtime.cgroups import open_cgroup
+
+    (tmp_path / "memory").mkdir()
+    first = open_cgroup("/dockyard/c1", "c1", root=tmp_path)
+    assert set(first.dirs) == {"memory"}
+    again = open_cgroup("/dockyard/c2", "c2", root=tmp_path)
+    assert set(again.dirs) == {"memory"}  # from the cache, same answer
+    (tmp_path / "pids").mkdir()
+    later = open_cgroup("/dockyard/c3", "c3", root=tmp_path)
+    assert set(later.dirs) == {"memory", "pids"}
+    # and a cgroup's own directory map is its own (callers may not share it)
+    later.dirs.pop("pids")
+    assert set(open_cgroup("/dockyard/c4", "c4", root=tmp_path).dirs) == {"memory", "pids"}

@@ -32,7 +32,7 @@ from .base import (
     resolve_path,
 )
 from .devices import DeviceRule
-from .v1 import CgroupV1, unified_dir
+from .v1 import CgroupV1, hierarchies, unified_dir
 from .v2 import CgroupV2
 
 if TYPE_CHECKING:
@@ -54,6 +54,30 @@ def detect_version(root: Path | str = DEFAULT_ROOT) -> Version:
     raise Unavailable(f"no cgroup filesystem at {root}")
 
 
+#: root -> (its stat identity, version, v1 mounts, unified dir): what the
+#: host's layout was when last looked at.  The layout changes when a
+#: hierarchy's mount point is made or removed in the root directory, which
+#: changes its mtime, link count or (tmpfs) size, so one stat checks the
+#: entry instead of a directory scan and three lookups per call.
+_layouts: dict[str, tuple[tuple[int, ...], str, dict[str, str], str | None]] = {}
+
+
+def _layout(root_dir: str) -> tuple[str, dict[str, str], str | None]:
+    try:
+        st = os.stat(root_dir)
+    except FileNotFoundError:
+        raise Unavailable(f"no cgroup filesystem at {root_dir}") from None
+    identity = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_nlink, st.st_size)
+    cached = _layouts.get(root_dir)
+    if cached is not None and cached[0] == identity:
+        return cached[1], cached[2], cached[3]
+    version = detect_version(root_dir)
+    mounts = hierarchies(root_dir) if version == "v1" else {}
+    unified = unified_dir(root_dir) if version == "v1" else None
+    _layouts[root_dir] = (identity, version, mounts, unified)
+    return version, mounts, unified
+
+
 def open_cgroup(cgroups_path: str, container_id: str, *, root: Path | str | None = None,
                 version: str | None = None) -> Cgroup:
     """The cgroup named by OCI ``linux.cgroupsPath`` (see
@@ -66,8 +90,9 @@ def open_cgroup(cgroups_path: str, container_id: str, *, root: Path | str | None
     """
     path = resolve_path(cgroups_path, container_id)
     root_dir = os.fspath(root) if root is not None else DEFAULT_ROOT
+    found, mounts, unified = _layout(root_dir)
     if version is None:
-        version = detect_version(root_dir)
+        version = found
     if version == "v2":
         if root is None and not os.path.exists(f"{root_dir}/cgroup.controllers"):
             if os.path.exists(f"{root_dir}/unified/cgroup.controllers"):
@@ -76,8 +101,9 @@ def open_cgroup(cgroups_path: str, container_id: str, *, root: Path | str | None
                 raise Unavailable(f"no cgroup2 hierarchy at {root_dir}")
         return CgroupV2(path, root_dir)
     if version == "v1":
-
-        return CgroupV1(path, root_dir, unified=unified_dir(root_dir))
+        if found != "v1":
+            mounts, unified = hierarchies(root_dir), unified_dir(root_dir)
+        return CgroupV1(path, root_dir, mounts=dict(mounts), unified=unified)
     raise InvalidArgument(f"cgroup version must be 'v1' or 'v2', got {version!r}")
 
 

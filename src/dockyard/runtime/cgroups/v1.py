@@ -122,13 +122,21 @@ class CgroupV1:
     # -- lifecycle ---------------------------------------------------------
 
     def create(self) -> None:
+        # mkdir straight away (no existence checks: cgroupfs answers EEXIST),
+        # the parents only when the kernel says they are missing.
         cpuset = self.dirs.get("cpuset")
         created: list[str] = []
         try:
             for d in self.all_dirs:
                 if d == cpuset:
                     self._create_cpuset(created)
-                elif not os.path.isdir(d):
+                    continue
+                try:
+                    os.mkdir(d)
+                    created.append(d)
+                except FileExistsError:
+                    pass
+                except FileNotFoundError:
                     os.makedirs(d, exist_ok=True)
                     created.append(d)
         except OSError as err:
@@ -145,17 +153,28 @@ class CgroupV1:
         # A new cpuset cgroup starts with empty cpus and mems (unless the
         # parent sets cgroup.clone_children), and a task cannot join an
         # empty cpuset: fill each level from its parent on the way down.
+        # What a level holds is carried down, so each file is read at most
+        # once per level, and a level made here is written, not read.
         parent = self._mounts["cpuset"]
+        values: dict[str, str] | None = None  # the parent level's, once known
         for part in self.path.strip("/").split("/"):
             d = f"{parent}/{part}"
             try:
                 os.mkdir(d)
                 created.append(d)
+                fresh = True
             except FileExistsError:
-                pass
+                fresh = False
+            current = {}
             for file in ("cpuset.cpus", "cpuset.mems"):
-                if not read_text(f"{d}/{file}").strip():
-                    write_text(f"{d}/{file}", read_text(f"{parent}/{file}").strip() or "\n")
+                value = "" if fresh else read_text(f"{d}/{file}").strip()
+                if not value:
+                    if values is None:
+                        values = {f: read_text(f"{parent}/{f}").strip() for f in ("cpuset.cpus", "cpuset.mems")}
+                    value = values[file]
+                    write_text(f"{d}/{file}", value or "\n")
+                current[file] = value
+            values = current
             parent = d
 
     def exists(self) -> bool:
@@ -203,13 +222,28 @@ class CgroupV1:
         if d is None:
             log.warning("cgroup %s: linux.resources.devices not applied: devices controller not mounted", self.path)
             return
-        for i, rule in enumerate(rules):
-            try:
-                write_text(f"{d}/{rule.v1_file}", rule.v1_line())
-            except OSError as err:
-                kind = {errno.EINVAL: InvalidArgument, errno.EPERM: FailedPrecondition}.get(err.errno, Internal)
-                raise kind(f"linux.resources.devices[{i}]: writing {rule.v1_line()!r} to {rule.v1_file} "
-                           f"of cgroup {self.path}: {err.strerror}") from err
+        # devices.allow/deny take one rule per write(2): consecutive rules
+        # for the same file share one open.
+        fds: dict[str, int] = {}
+        try:
+            for i, rule in enumerate(rules):
+                line = rule.v1_line()
+                try:
+                    fd = fds.get(rule.v1_file)
+                    if fd is None:
+                        for other in fds.values():
+                            os.close(other)
+                        fds.clear()
+                        fd = fds[rule.v1_file] = os.open(f"{d}/{rule.v1_file}",
+                                                         os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+                    os.write(fd, line.encode())
+                except OSError as err:
+                    kind = {errno.EINVAL: InvalidArgument, errno.EPERM: FailedPrecondition}.get(err.errno, Internal)
+                    raise kind(f"linux.resources.devices[{i}]: writing {line!r} to {rule.v1_file} "
+                               f"of cgroup {self.path}: {err.strerror}") from err
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
     # -- processes ---------------------------------------------------------
 
