@@ -137,3 +137,25 @@ def test_cli_parses_signals():
     from dockyard.errors import InvalidArgument
     with pytest.raises(InvalidArgument):
         parse_signal("NOPE")
+
+
+def test_process_stat_and_read_small(tmp_path):
+    import subprocess
+
+    from dockyard.linux.process import process_stat, process_start_time, process_state, read_small
+
+    state, start = process_stat(os.getpid())
+    assert state == "R" and start == process_start_time(os.getpid()) > 0
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert process_state(child.pid) in ("S", "R")
+    finally:
+        child.kill()
+        child.wait()
+    assert process_stat(child.pid) is None
+    big = os.urandom(200_000)
+    (tmp_path / "big").write_bytes(big)
+    assert read_small(str(tmp_path / "big")) == big
+    assert read_small(str(tmp_path / "big"), limit=4096) == big
+    (tmp_path / "empty").write_bytes(b"")
+    assert read_small(str(tmp_path / "empty")) == b""

@@ -9,6 +9,7 @@ computed once in the parent and applied in the child without lookups.
 from __future__ import annotations
 
 import ctypes
+import os
 
 from .libc import check, libc
 from .syscalls import NR
@@ -56,13 +57,23 @@ class _CapData(ctypes.Structure):
 libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
 
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
-    """The highest capability number this kernel knows."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return max(CAPABILITIES.values())
+    """The highest capability number this kernel knows (read once: it is
+    fixed for the life of the kernel)."""
+    global _last_cap
+    if _last_cap is None:
+        try:
+            fd = os.open("/proc/sys/kernel/cap_last_cap", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _last_cap = int(os.read(fd, 64))
+            finally:
+                os.close(fd)
+        except OSError:
+            return max(CAPABILITIES.values())
+    return _last_cap
 
 
 def mask_of(names, *, known_only: bool = True) -> int:

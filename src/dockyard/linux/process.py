@@ -117,24 +117,45 @@ def setrlimit(resource_id: int, soft: int, hard: int) -> None:
                                      inf if hard >= RLIM_INFINITY_OCI else hard))
 
 
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (clock ticks since boot): with the pid it
-    identifies a process across pid reuse.  None if the process is gone."""
+def read_small(path: str | bytes, limit: int = 1 << 16) -> bytes:
+    """A small file (procfs, sysfs, cgroupfs, state files) in one open and
+    read: ``open()`` adds an fstat, an ioctl and two lseeks per file, which
+    add up on the paths that read a dozen of them per container."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
+        data = os.read(fd, limit)
+        if len(data) < limit:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, limit):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def process_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time) of ``pid`` from one read of /proc/<pid>/stat:
+    field 3 ('R', 'S', 'Z', ...) and field 22 (clock ticks since boot,
+    which with the pid identifies a process across pid reuse).  None if
+    the process is gone."""
+    try:
+        stat = read_small(f"/proc/{pid}/stat")
     except OSError:
         return None
     # comm (field 2) may contain spaces and parentheses: split after the last ')'.
     fields = stat[stat.rfind(b")") + 2:].split()
-    return int(fields[19])
+    return chr(fields[0][0]), int(fields[19])
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (see :func:`process_stat`); None if the
+    process is gone."""
+    found = process_stat(pid)
+    return found[1] if found is not None else None
 
 
 def process_state(pid: int) -> str | None:
     """Field 3 of /proc/<pid>/stat ('R', 'S', 'Z', ...), None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return chr(stat[stat.rfind(b")") + 2])
+    found = process_stat(pid)
+    return found[0] if found is not None else None

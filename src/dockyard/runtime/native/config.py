@@ -18,7 +18,7 @@ from ...errors import InvalidArgument, NotFound
 from ...linux.capabilities import CAPABILITIES
 from ...linux.mount import PROPAGATION_FLAGS
 from ...linux.namespaces import NAMESPACE_FLAGS
-from ...linux.process import RLIMITS
+from ...linux.process import RLIMITS, read_small
 
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
@@ -480,11 +480,10 @@ def load_bundle(bundle: Path) -> Config:
     bundle = Path(os.path.abspath(bundle))
     path = bundle / "config.json"
     try:
-        with open(path, "rb") as f:
-            doc = json.load(f)
+        doc = json.loads(read_small(path))
     except FileNotFoundError:
         raise NotFound(f"bundle {str(bundle)!r}: no config.json") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
         raise InvalidArgument(f"config.json: not valid JSON: {exc}") from None
     except OSError as exc:
         raise InvalidArgument(f"config.json: cannot read {str(path)!r}: {exc.strerror}") from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,17 @@ from . import hooks as hook_mod
 from .config import Config, Process, _parse_hooks, load_bundle, parse_process
 from .rootfs import plan_rootfs
 from .state import EXEC_FIFO, SECCOMP_FILE, StateStore, rfc3339_now, write_atomic
+
+try:
+    # CPython's own SHA-256 (3.11: _sha256, 3.12+: _sha2): the cache key
+    # needs no OpenSSL, and hashlib would map libcrypto into the zygote
+    # and every supervisor forked from it.
+    from _sha256 import sha256 as _sha256
+except ImportError:  # pragma: no cover - other Pythons
+    try:
+        from _sha2 import sha256 as _sha256
+    except ImportError:
+        from hashlib import sha256 as _sha256
 
 try:
     from ..cgroups import open_cgroup
@@ -191,10 +201,10 @@ def _raise_child_error(msg: bytes, what: str) -> None:
 def _gone(pid: int, start_time: int | None) -> bool:
     """True if the process is no longer the one we started (exited, a
     zombie, or the pid reused)."""
-    current = lp.process_start_time(pid)
-    if current is None or (start_time is not None and current != start_time):
+    found = lp.process_stat(pid)
+    if found is None or (start_time is not None and found[1] != start_time):
         return True
-    return lp.process_state(pid) in ("Z", "X")
+    return found[0] in ("Z", "X")
 
 
 class NativeRuntime:
@@ -219,7 +229,7 @@ class NativeRuntime:
         flags = 0
         for flag in spec.get("flags") or ():
             flags |= FILTER_FLAGS.get(flag, 0)
-        key = hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        key = _sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
         cache = self.root / ".seccomp-cache" / f"{key}.bpf"
         try:
             with open(cache, "rb") as f:
@@ -279,7 +289,7 @@ class NativeRuntime:
             undo.callback(self._destroy_cgroup, cgroup)
             cgroup.set(cgroup_resources(config))
             if seccomp is not None:
-                write_atomic(state_dir / SECCOMP_FILE, seccomp.bpf)
+                write_atomic(state_dir / SECCOMP_FILE, seccomp.bpf, durable=False)
             init_pid = self._spawn_init(container_id, config, cgroup, seccomp, state_dir, stdio, console_socket,
                                         fds, undo)
             start_time = lp.process_start_time(init_pid)
@@ -291,7 +301,7 @@ class NativeRuntime:
             }
             self._store.save(container_id, doc)
             if pid_file is not None:
-                write_atomic(os.path.abspath(pid_file), str(init_pid).encode(), 0o644)
+                write_atomic(os.path.abspath(pid_file), str(init_pid).encode(), 0o644, durable=False)
             undo.pop_all()
             return init_pid
 
@@ -505,7 +515,7 @@ class NativeRuntime:
                 console_fd=console_fd, fifo_fd=-1, hooks_sync=False, root_fd=root_fd,
             ), on_message)
             if pid_file is not None:
-                write_atomic(os.path.abspath(pid_file), str(pid).encode(), 0o644)
+                write_atomic(os.path.abspath(pid_file), str(pid).encode(), 0o644, durable=False)
             undo.pop_all()
             return pid
 

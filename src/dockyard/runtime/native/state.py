@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import AlreadyExists, InvalidArgument, NotFound
+from ...linux.process import read_small
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
@@ -32,14 +33,19 @@ def rfc3339_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
 
 
-def write_atomic(path: Path | str, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` via a temp file, fsync and rename."""
+def write_atomic(path: Path | str, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temp file and rename, so readers
+    see the old or the new content, never a mix.  ``durable=False`` skips
+    the fsync: for the runtime's own state, which lives on tmpfs (/run) in
+    production, describes processes that a reboot ends anyway, and is not
+    fsync'd by runc or crun either (an fsync costs ~0.3 ms here)."""
     path = str(path)
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
@@ -57,23 +63,25 @@ class StateStore:
 
     def make(self, container_id: str) -> Path:
         path = self.dir(container_id)
-        os.makedirs(self.root, 0o700, exist_ok=True)
         try:
             os.mkdir(path, 0o700)
+        except FileNotFoundError:  # the first container under this root
+            os.makedirs(self.root, 0o700, exist_ok=True)
+            return self.make(container_id)
         except FileExistsError:
             raise AlreadyExists(f"container with id {container_id!r} already exists") from None
         return path
 
     def save(self, container_id: str, doc: dict[str, Any]) -> None:
-        write_atomic(self.dir(container_id) / STATE_FILE, json.dumps(doc, separators=(",", ":")).encode())
+        write_atomic(self.dir(container_id) / STATE_FILE, json.dumps(doc, separators=(",", ":")).encode(),
+                     durable=False)
 
     def load(self, container_id: str) -> dict[str, Any]:
         try:
-            with open(self.dir(container_id) / STATE_FILE, "rb") as f:
-                return json.load(f)
+            return json.loads(read_small(self.dir(container_id) / STATE_FILE))
         except FileNotFoundError:
             raise NotFound(f"container {container_id!r} does not exist") from None
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
             raise NotFound(f"container {container_id!r}: state is unreadable ({exc})") from None
 
     def ids(self) -> list[str]:
@@ -84,4 +92,19 @@ class StateStore:
         return sorted(n for n in names if (self.root / n / STATE_FILE).exists())
 
     def remove(self, container_id: str) -> None:
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        path = self.dir(container_id)
+        # The files create leaves, then the directory: cheaper than a tree
+        # walk; anything unexpected in there falls back to one.
+        for name in (STATE_FILE, EXEC_FIFO, SECCOMP_FILE):
+            try:
+                os.unlink(path / name)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                break
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
