@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from dockyard.errors import FailedPrecondition, InvalidArgument, NotFound
+from dockyard.errors import DockyardError, FailedPrecondition, InvalidArgument, NotFound
 
 
 def test_restart_on_failure_twice(env):
@@ -56,6 +56,31 @@ def test_auto_remove(env):
     assert result["StatusCode"] == 5
     env.wait_for(lambda: not env.run(env.service.list(all=True)), what="removal")
     assert env.actions(cid)[-1] == "destroy"
+
+
+def test_auto_remove_when_the_start_fails(env):
+    """As dockerd: a container that was to be removed at its exit is removed
+    when it cannot start at all; a `wait removed` registered before the
+    start (docker run --rm) answers with the start's exit code."""
+    cid = env.create(["no-such-command"], {"AutoRemove": True})
+
+    async def start_and_wait():
+        waiter = env.loop.create_task(env.service.wait(cid, "removed"))
+        await asyncio.sleep(0)
+        with pytest.raises(DockyardError, match="executable file not found"):
+            await env.service.start(cid)
+        return await asyncio.wait_for(waiter, 10)
+
+    assert env.run(start_and_wait())["StatusCode"] == 127
+    assert not env.run(env.service.list(all=True))
+    assert env.actions(cid)[-1] == "destroy"
+    # Without AutoRemove the container stays, with the start's exit code.
+    kept = env.create(["no-such-command"])
+    with pytest.raises(DockyardError):
+        env.run(env.service.start(kept))
+    state = env.inspect(kept)["State"]
+    assert (state["Status"], state["ExitCode"]) == ("created", 127)
+    assert 'exec: "no-such-command": executable file not found in $PATH' in state["Error"]
 
 
 def test_wait_conditions(env):

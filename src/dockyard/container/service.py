@@ -565,7 +565,18 @@ class ContainerService:
             c.manually_stopped = False
             c.restart_count = 0
             self._backoff.pop(c.id, None)
-            await self._start_locked(c)
+            try:
+                await self._start_locked(c)
+            except DockyardError:
+                if c.host_config.get("AutoRemove"):
+                    # As dockerd: a container that was to be removed at its
+                    # exit is removed when it cannot start at all (`docker
+                    # run --rm` waits for that removal, then reports).
+                    try:
+                        await self._remove_locked(c, force=True)
+                    except DockyardError as exc:
+                        log.error("removing container %s after its start failed: %s", c.id, exc)
+                raise
         return True
 
     def _namespace_joins(self, c: Container) -> tuple[dict[str, str], Path | None]:

@@ -358,18 +358,7 @@ async def start(request: web.Request) -> web.StreamResponse:
             request.content_length is None and request.headers.get("Transfer-Encoding")):
         raise InvalidArgument("starting container with non-empty request body was deprecated since API v1.22 "
                               "and removed in v1.24")
-    svc = service(request)
-    container = svc.resolve(request.match_info["id"])
-    try:
-        started = await svc.start(container.id)
-    except DockyardError:
-        if container.host_config.get("AutoRemove") and not container.state.running:
-            # As dockerd: a container that was to be removed at its exit is
-            # removed when it cannot start at all (`docker run --rm` waits
-            # for that removal before it reports the error).
-            with contextlib.suppress(DockyardError):
-                await svc.remove(container.id, force=True)
-        raise
+    started = await service(request).start(request.match_info["id"])
     return web.Response(status=204 if started else 304)
 
 
