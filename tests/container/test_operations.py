@@ -83,6 +83,24 @@ def test_auto_remove_when_the_start_fails(env):
     assert 'exec: "no-such-command": executable file not found in $PATH' in state["Error"]
 
 
+@pytest.mark.parametrize("cmd, code, cause", [
+    (["no-such-command"], 127, 'exec: "no-such-command": executable file not found in $PATH'),
+    (["/etc/passwd"], 126, 'exec: "/etc/passwd": permission denied'),
+])
+def test_start_failure_is_a_bad_parameter_in_dockers_words(env, cmd, code, cause):
+    """dockerd answers 400 for a command that cannot be found or run, with
+    containerd's words around the cause (the docker CLI takes 127/126 from
+    them); the container records the exit code."""
+    cid = env.create(cmd)
+    with pytest.raises(InvalidArgument) as failed:
+        env.run(env.service.start(cid))
+    message = failed.value.message
+    assert message.startswith("failed to create task for container: ") and message.endswith(": unknown")
+    assert cause in message
+    state = env.inspect(cid)["State"]
+    assert state["ExitCode"] == code and state["Error"] == message
+
+
 def test_wait_conditions(env):
     cid = env.create(["sh", "-c", "sleep 0.3; exit 7"])
     with pytest.raises(InvalidArgument, match="invalid condition"):

@@ -41,6 +41,39 @@ def test_output_and_exit_codes(e2e, client):
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+def test_start_failure_exit_codes_without_rm_and_detached(e2e, client, test_id):
+    """127/126 whichever way run starts the container: attached, detached,
+    with and without --rm (the daemon answers 400 in dockerd's words, and
+    each CLI finds the code its own way: docker's from the message, ours
+    from what the container recorded)."""
+    cases = [((), "no-such-command", 127), ((), "/etc/passwd", 126), (("-d",), "no-such-command", 127),
+             (("-d",), "/etc/passwd", 126), (("-d", "--rm"), "no-such-command", 127)]
+    for n, (flags, cmd, code) in enumerate(cases):
+        name = f"fail-{client}-{test_id}-{n}"
+        r = _run(e2e, client, "run", *flags, "--name", name, "busybox", cmd)
+        assert r.returncode == code, (flags, cmd, r.stderr)
+        assert b"failed to create task for container: " in r.stderr, r.stderr
+        if "--rm" not in flags:
+            _run(e2e, client, "rm", name)
+
+
+def test_start_failure_is_400_with_dockers_message(e2e):
+    from dockyard.client import RemoteError
+
+    with e2e.client() as c:
+        cid = c.create_container({"Image": "busybox", "Cmd": ["no-such-command"]})["Id"]
+        try:
+            with pytest.raises(RemoteError) as failed:
+                c.start_container(cid)
+            assert failed.value.status == 400
+            message = failed.value.message
+            assert message.startswith("failed to create task for container: ") and message.endswith(": unknown")
+            assert 'exec: "no-such-command": executable file not found in $PATH' in message
+        finally:
+            c.remove_container(cid, force=True)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
 def test_piped_stdin_is_half_closed(e2e, client):
     data = b"".join(b"line %d\n" % i for i in range(2000))
     r = _run(e2e, client, "run", "-i", "--rm", "busybox", "sh", "-c", "cat; echo done", input=data)

@@ -106,6 +106,20 @@ def _exit_code_for(exc: DockyardError) -> int:
     return 128
 
 
+def _start_error(exc: DockyardError) -> DockyardError:
+    """dockerd's answer when a container's task cannot be made: containerd's
+    words around the runtime's cause.  A command that is missing or not
+    executable is the caller's mistake, a bad parameter (400; the docker
+    CLI then exits 127 or 126); other causes keep their kind."""
+    message = f"failed to create task for container: {exc.message}: unknown"
+    if isinstance(exc, (NotFound, FailedPrecondition)):
+        return InvalidArgument(message)
+    try:
+        return type(exc)(message)
+    except TypeError:
+        return Internal(message)
+
+
 @dataclass(frozen=True)
 class ContainerCounts:
     running: int = 0
@@ -665,6 +679,7 @@ class ContainerService:
             # survives a detach.
             stdin_once=bool(c.config.get("StdinOnce")) and not tty, console_size=_console_size(c.host_config.get("ConsoleSize")),
             cgroups_path=spec["linux"]["cgroupsPath"], start=not pending)
+        handle: dict[str, Any] | None = None
         try:
             handle = await self._io(self.processes.spawn, request)
             if pending:
@@ -673,10 +688,13 @@ class ContainerService:
         except DockyardError as exc:
             for p in pending:
                 p.fail()
+            if handle is not None:
+                await self._abandon(c, handle)
             await self._io(self._unmount_rootfs, c)
-            self._set_state(c, status=EXITED if c.has_been_started else CREATED, error=str(exc),
+            error = _start_error(exc)
+            self._set_state(c, status=EXITED if c.has_been_started else CREATED, error=error.message,
                             exit_code=_exit_code_for(exc), pid=0)
-            raise
+            raise error from None
         c.supervisor = handle
         c.has_been_started = True
         health = Health() if health_settings(c.config.get("Healthcheck")) is not None else None
@@ -686,6 +704,19 @@ class ContainerService:
         self._start_task(c.id, "monitor", self._monitor(c.id, dict(handle)))
         if health is not None:
             self._start_task(c.id, "health", self._health_loop(c.id))
+
+    async def _abandon(self, c: Container, handle: dict[str, Any]) -> None:
+        """Undo a spawn whose start did not follow (connecting an attach or
+        the start itself failed): kill the created container, let its
+        supervisor record that, forget it."""
+        await self._io(self._signal, c, signal_mod.SIGKILL, all_processes=True)
+        try:
+            await asyncio.wait_for(self.processes.wait_exit(handle), KILL_WAIT)
+        except (asyncio.TimeoutError, DockyardError, OSError) as exc:
+            log.error("container %s: its half-started run did not end: %s", c.id, exc)
+            return
+        with contextlib.suppress(DockyardError, OSError):
+            await self._io(self.processes.release, handle)
 
     async def _connect_pending(self, handle: dict[str, Any], pending: list[_PendingAttach]) -> None:
         from .supervised import open_async

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from dockyard.cli.context import PROG, ArgParser, CommandFailed, Context, UsageError
-from dockyard.errors import DockyardError, FailedPrecondition, NotFound
+from dockyard.errors import DockyardError, NotFound
 
 # -- values as docker's flags take them ----------------------------------------------
 
@@ -692,10 +692,15 @@ def run(ctx: Context, argv: list[str], name: str) -> int:
     cid = created["Id"]
     _write_cidfile(args.cidfile, cid)
     if args.detach:
+        # With --rm a failed start removes the container: its exit code
+        # comes with the wait for that removal.
+        waiter = client.wait_container(cid, "removed") if args.rm else None
         try:
             client.start_container(cid)
         except DockyardError as e:
-            raise _start_failure(ctx, e, name) from None
+            raise _start_failure(ctx, e, name, cid, waiter) from None
+        if waiter is not None:
+            waiter.close()
         ctx.write(cid + "\n")
         return 0
     attached = body["AttachStdin"] or body["AttachStdout"] or body["AttachStderr"]
@@ -705,16 +710,27 @@ def run(ctx: Context, argv: list[str], name: str) -> int:
                             else "next-exit", attach=attached)
 
 
-def _start_failure(ctx: Context, error: DockyardError, name: str) -> CommandFailed:
+#: Exit codes a container records when its command could not be run:
+#: not found, not executable (docker's 127 and 126).
+_CANNOT_RUN = (126, 127)
+
+
+def _start_failure(ctx: Context, error: DockyardError, name: str, cid: str, waiter: Any = None) -> CommandFailed:
     """docker's exit codes for a container that could not start: 127 when
     the command is not found, 126 when it cannot be invoked, else 125.
-    The daemon tells which by the error's class."""
+    The daemon answers both as a bad parameter (400, as dockerd); which of
+    the two it was is the exit code the container recorded.  ``waiter``:
+    the wait for the removal of a --rm container (the daemon removes it
+    and answers the wait with that code), else the container is asked."""
     failure = daemon_failure(ctx, error, name)
-    if isinstance(error, NotFound):
-        return CommandFailed(127)
-    if isinstance(error, FailedPrecondition):
-        return CommandFailed(126)
-    return failure
+    try:
+        if waiter is not None:
+            code = int(ctx.client.read_wait(waiter).get("StatusCode", 0))
+        else:
+            code = int(((ctx.client.inspect_container(cid).get("State") or {}).get("ExitCode")) or 0)
+    except (DockyardError, OSError, ValueError, TypeError):
+        return failure
+    return CommandFailed(code) if code in _CANNOT_RUN else failure
 
 
 def attach_and_start(ctx: Context, cid: str, *, name: str, stdin: bool, stdout: bool, stderr: bool, tty: bool,
@@ -738,7 +754,10 @@ def attach_and_start(ctx: Context, cid: str, *, name: str, stdin: bool, stdout: 
             try:
                 client.start_container(cid)
             except DockyardError as e:
-                raise _start_failure(ctx, e, name) from None
+                if wait_condition == "removed":
+                    raise _start_failure(ctx, e, name, cid, waiter) from None
+                waiter.close()
+                raise _start_failure(ctx, e, name, cid) from None
         detached = False
         if sock is not None:
             side = ctx.client.__class__(ctx.host, tls=ctx.tls, version=client.api_version)
