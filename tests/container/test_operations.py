@@ -275,6 +275,37 @@ def test_changes_and_export(env):
     assert "newdir/f" in names and "bin/busybox" in names and "bin/vi" not in names
 
 
+def test_changes_hide_the_etc_mount_points(env):
+    """/etc/hostname, /etc/hosts and /etc/resolv.conf are bind-mounted from
+    the container's directory; the empty files made to mount them on are
+    not the container's changes (Docker keeps them in an init layer)."""
+    quiet, code = env.run_container(["true"])
+    assert code == 0 and env.run(env.service.changes(quiet)) == []
+    host_net, _ = env.run_container(["true"], {"NetworkMode": "host"})
+    assert env.run(env.service.changes(host_net)) == []
+    added, _ = env.run_container(["sh", "-c", "echo x > /etc/foo; echo 1.2.3.4 h >> /etc/hosts"])
+    assert sorted((c["Path"], c["Kind"]) for c in env.run(env.service.changes(added))) == [
+        ("/etc", 0), ("/etc/foo", 1)]
+    chmodded, _ = env.run_container(["chmod", "700", "/etc"])
+    assert env.run(env.service.changes(chmodded)) == [{"Path": "/etc", "Kind": 0}]
+    # Written while stopped (docker cp), the mount point is a change.
+    env.run(env.service.archive_put(quiet, "/etc", _tar({"hosts": b"10.0.0.1 db\n"})))
+    assert sorted((c["Path"], c["Kind"]) for c in env.run(env.service.changes(quiet))) == [
+        ("/etc", 0), ("/etc/hosts", 1)]
+    # Never started: nothing was mounted, nothing to hide or show.
+    assert env.run(env.service.changes(env.create(["true"]))) == []
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def test_commit_and_run_the_new_image(env):
     cid, code = env.run_container(["sh", "-c", "echo committed > /marker"], Env=["STAGE=one"])
     result = env.run(env.service.commit(cid, repo="myimage", tag="v1", comment="made in a test",
