@@ -638,7 +638,14 @@ def test_unsupported_fields_are_errors_or_warnings():
         normalize_host_config({"VolumesFrom": ["other"]}, HOST)
     with pytest.raises(InvalidArgument, match='could not select device driver "nvidia"'):
         normalize_host_config({"DeviceRequests": [{"Driver": "nvidia", "Capabilities": [["gpu"]]}]}, HOST)
-    _, warnings = normalize_host_config({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}, HOST)
-    assert any("port publishing is not available yet" in w for w in warnings)
+    # Port publishing needs bridge networking: refused, never silently ignored.
+    for hc in ({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}, {"PublishAllPorts": True},
+               {"NetworkMode": "none", "PortBindings": {"80/tcp": [{}]}}):
+        with pytest.raises(InvalidArgument, match="port publishing needs bridge networking, which this "
+                                                  "Dockyard does not have yet"):
+            normalize_host_config(dict(hc), HOST)
+    # A port named without a binding publishes nothing (docker sends {} for no -p).
+    _, warnings = normalize_host_config({"PortBindings": {"80/tcp": []}}, HOST)
+    assert not any("port" in w for w in warnings)
     _, warnings = normalize_host_config({"NetworkMode": "host", "PortBindings": {"80/tcp": [{}]}}, HOST)
     assert warnings == ["Published ports are discarded when using host network mode"]

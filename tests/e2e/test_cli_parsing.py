@@ -89,9 +89,24 @@ def test_create_body_as_docker_sends_it(monkeypatch):
     assert detached["Cmd"] is None
 
 
+def test_publish_flags_as_docker_sends_them():
+    # The daemon decides whether it can publish (ours refuses until bridge
+    # networking lands): the CLI only says what was asked, as docker does.
+    body = _body("-p", "8080:80", "-p", "127.0.0.1:5353:53/udp", "-p", "9000", "--expose", "7000", "busybox")
+    assert body["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}, "9000/tcp": {}, "7000/tcp": {}}
+    assert body["HostConfig"]["PortBindings"] == {
+        "80/tcp": [{"HostIp": "", "HostPort": "8080"}], "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
+        "9000/tcp": [{"HostIp": "", "HostPort": ""}]}
+    ranged = _body("-p", "8000-8001:80-81", "busybox")["HostConfig"]["PortBindings"]
+    assert ranged == {"80/tcp": [{"HostIp": "", "HostPort": "8000"}], "81/tcp": [{"HostIp": "", "HostPort": "8001"}]}
+    assert _body("-P", "busybox")["HostConfig"]["PublishAllPorts"] is True
+    for bad, why in (("80:x", "invalid containerPort: x"), ("x:80", "invalid hostPort: x"),
+                     ("80/tcpx", "invalid proto: tcpx"), ("1-3:80-81", "invalid ranges specified")):
+        with pytest.raises(UsageError, match=why):
+            _body("-p", bad, "busybox")
+
+
 def test_refused_combinations():
-    with pytest.raises(UsageError, match="publishing ports"):
-        _body("-p", "80:80", "busybox")
     with pytest.raises(UsageError, match="Conflicting options: -a and -d"):
         _body("-a", "stdout", "busybox", detach=True)
     with pytest.raises(UsageError, match="--restart and --rm"):

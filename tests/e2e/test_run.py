@@ -57,6 +57,22 @@ def test_start_failure_exit_codes_without_rm_and_detached(e2e, client, test_id):
             _run(e2e, client, "rm", name)
 
 
+@pytest.mark.parametrize("client", CLIENTS)
+def test_port_publishing_is_refused_until_bridge_networking(e2e, client, test_id):
+    """-p/-P reach the daemon, which refuses them plainly (nothing is
+    created) rather than running a container whose ports no one can reach;
+    --expose is fine, and with the host's network the ports are the host's."""
+    for flags in (("-p", "8080:80"), ("-P", "--expose", "80")):
+        name = f"ports-{client}-{test_id}-{flags[0]}"
+        r = _run(e2e, client, "run", "--rm", "--name", name, *flags, "busybox", "true")
+        assert r.returncode == 125, r.stderr
+        assert b"port publishing needs bridge networking, which this Dockyard does not have yet" in r.stderr
+        assert _run(e2e, client, "inspect", name).returncode != 0
+    assert _run(e2e, client, "run", "--rm", "--expose", "80", "busybox", "true").returncode == 0
+    r = _run(e2e, client, "run", "--rm", "--network", "host", "-p", "8080:80", "busybox", "true")
+    assert r.returncode == 0 and b"Published ports are discarded when using host network mode" in r.stderr
+
+
 def test_start_failure_is_400_with_dockers_message(e2e):
     from dockyard.client import RemoteError
 

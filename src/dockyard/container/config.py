@@ -636,12 +636,17 @@ def normalize_host_config(hc: dict[str, Any] | None, host: HostInfo, *,
         driver = (request or {}).get("Driver") or ""
         caps = (request or {}).get("Capabilities") or []
         raise InvalidArgument(f"could not select device driver \"{driver}\" with capabilities: {caps}")
-    if hc.get("PortBindings") or hc.get("PublishAllPorts"):
+    bindings = hc.get("PortBindings") or {}
+    if not isinstance(bindings, dict):
+        raise InvalidArgument("invalid PortBindings: expected an object of port -> bindings")
+    if any(bindings.values()) or hc.get("PublishAllPorts"):
         if net == "host":
             warnings.append("Published ports are discarded when using host network mode")
         elif not container_ref(net):
-            # TODO(network issue): publish ports through NAT.
-            warnings.append("port publishing is not available yet: PortBindings and PublishAllPorts are ignored")
+            # Refused rather than ignored: a client must not believe its
+            # ports are reachable.  TODO(network issue): publish through NAT.
+            raise InvalidArgument("port publishing needs bridge networking, which this Dockyard does not have "
+                                  "yet (ExposedPorts is fine; --network host shares the host's ports)")
     if hc.get("Links"):
         warnings.append("legacy links are not supported: Links are ignored")
     rules = hc.get("DeviceCgroupRules") or []

@@ -117,6 +117,53 @@ def parse_ulimit(value: str) -> dict[str, Any]:
     return {"Name": name, "Soft": soft_n, "Hard": hard_n}
 
 
+def _port_range(text: str, what: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    try:
+        first, last = int(low), int(high) if sep else int(low)
+    except ValueError:
+        first = last = -1
+    if not (0 < first <= last <= 65535):
+        raise UsageError(f"invalid {what}: {text}\n\nSee '{PROG} run --help'.", status=125)
+    return first, last
+
+
+def parse_publish(spec: str) -> list[tuple[str, dict[str, str]]]:
+    """``-p [ip:][hostPort:]containerPort[/proto]`` (ranges allowed), as
+    docker's nat.ParsePortSpec reads it: ``("80/tcp", {"HostIp",
+    "HostPort"})`` pairs.  Whether ports can be published is the daemon's
+    to say."""
+    rest, proto = spec, "tcp"
+    head, slash, tail = spec.rpartition("/")
+    if slash:
+        rest, proto = head, tail.lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise UsageError(f"invalid proto: {proto}\n\nSee '{PROG} run --help'.", status=125)
+    ip = ""
+    if rest.startswith("["):  # [IPv6]:hostPort:containerPort
+        ip, _, rest = rest[1:].partition("]")
+        rest = rest[1:] if rest.startswith(":") else rest
+        host, _, container = rest.rpartition(":")
+    else:
+        parts = rest.split(":")
+        if len(parts) > 3:
+            raise UsageError(f"invalid port format: {spec}\n\nSee '{PROG} run --help'.", status=125)
+        container = parts[-1]
+        host = parts[-2] if len(parts) >= 2 else ""
+        ip = parts[0] if len(parts) == 3 else ""
+    c_first, c_last = _port_range(container, "containerPort")
+    if not host:
+        return [(f"{p}/{proto}", {"HostIp": ip, "HostPort": ""}) for p in range(c_first, c_last + 1)]
+    h_first, h_last = _port_range(host, "hostPort")
+    if c_first == c_last:
+        return [(f"{c_first}/{proto}", {"HostIp": ip, "HostPort": host})]
+    if h_last - h_first != c_last - c_first:
+        raise UsageError(f"invalid ranges specified for container and host Ports: {container} and {host}"
+                         f"\n\nSee '{PROG} run --help'.", status=125)
+    return [(f"{c}/{proto}", {"HostIp": ip, "HostPort": str(h_first + i)})
+            for i, c in enumerate(range(c_first, c_last + 1))]
+
+
 def parse_device(value: str) -> dict[str, str]:
     parts = value.split(":")
     src = parts[0]
@@ -351,9 +398,6 @@ def _bool_flag(value: str, flag: str) -> bool:
 
 def build_create_body(args: Any, image: str, command: list[str], *, detach: bool) -> dict[str, Any]:
     """docker's flags as the create body (Config + HostConfig + NetworkingConfig)."""
-    if args.publish or args.publish_all:
-        raise UsageError("publishing ports (-p/-P) is not supported yet: Dockyard has no bridge networking; "
-                         "use --network host to share the host's ports", status=125)
     attach = [s.lower() for s in args.attach]
     for stream in attach:
         if stream not in ("stdin", "stdout", "stderr"):
@@ -393,8 +437,12 @@ def build_create_body(args: Any, image: str, command: list[str], *, detach: bool
     if args.entrypoint is not None:
         # --entrypoint "" resets the image's entrypoint.
         config["Entrypoint"] = [args.entrypoint] if args.entrypoint else [""]
-    if args.expose:
-        ports: dict[str, dict] = {}
+    port_bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in args.publish:
+        for port, binding in parse_publish(spec):
+            port_bindings.setdefault(port, []).append(binding)
+    if args.expose or port_bindings:
+        ports: dict[str, dict] = {port: {} for port in port_bindings}
         for spec in args.expose:
             port, _, proto = spec.partition("/")
             ports[f"{port}/{proto or 'tcp'}"] = {}
@@ -425,7 +473,7 @@ def build_create_body(args: Any, image: str, command: list[str], *, detach: bool
         "ContainerIDFile": args.cidfile,
         "LogConfig": {"Type": args.log_driver, "Config": _kv(args.log_opt, "--log-opt")},
         "NetworkMode": args.network or "default",
-        "PortBindings": {},
+        "PortBindings": port_bindings,
         "RestartPolicy": parse_restart(args.restart) if args.restart else {"Name": "no", "MaximumRetryCount": 0},
         "AutoRemove": args.rm,
         "VolumeDriver": args.volume_driver,
@@ -444,7 +492,7 @@ def build_create_body(args: Any, image: str, command: list[str], *, detach: bool
         "OomScoreAdj": args.oom_score_adj,
         "PidMode": args.pid,
         "Privileged": args.privileged,
-        "PublishAllPorts": False,
+        "PublishAllPorts": bool(args.publish_all),
         "ReadonlyRootfs": args.read_only,
         "SecurityOpt": _security_opts(args.security_opt) or None,
         "StorageOpt": _kv(args.storage_opt, "--storage-opt") or None,
