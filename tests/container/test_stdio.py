@@ -58,7 +58,9 @@ def test_exec_output_exit_code_and_inspect(env):
     assert info["ExitCode"] == 4 and info["Running"] is False and info["ContainerID"] == cid
     assert info["ProcessConfig"] == {"arguments": ["-c", "echo $FROM_CONTAINER $X $(pwd); echo e >&2; exit 4"],
                                      "entrypoint": "sh", "privileged": False, "tty": False, "user": ""}
-    assert exec_id in env.inspect(cid)["ExecIDs"]
+    # Docker lists running (and created) execs only; a finished one can
+    # still be inspected.
+    assert env.inspect(cid)["ExecIDs"] is None
     with pytest.raises(FailedPrecondition, match="has already run"):
         env.run(env.service.exec_start(exec_id))
     with pytest.raises(NotFound, match="No such exec instance: nope"):
@@ -271,3 +273,25 @@ def test_stdin_once_without_tty_closes_stdin_when_the_client_goes(env):
         return await collect_async(session)
 
     assert env.run(go()) == {1: b"data\nstdin-closed\n", 2: b""}
+
+
+def test_exec_records_of_finished_execs_are_dropped(env):
+    """The service's exec bookkeeping is bounded: a finished exec can be
+    inspected for a while (Docker's), then its record goes; at most
+    ``exec_history_limit`` finished ones are kept per container."""
+    env.service.exec_history_limit = 3
+    cid = env.create(["sleep", "100"])
+    env.run(env.service.start(cid))
+    pending = env.run(env.service.exec_create(cid, {"Cmd": ["true"]}))["Id"]
+    finished = [exec_run(env, cid, ["sh", "-c", f"exit {i}"])[0] for i in range(5)]
+    assert env.run(env.service.exec_inspect(finished[-1]))["ExitCode"] == 4
+    kept = [e for e in finished if e in env.service._execs]
+    assert kept == finished[-3:]
+    with pytest.raises(NotFound, match="No such exec instance"):
+        env.run(env.service.exec_inspect(finished[0]))
+    assert env.inspect(cid)["ExecIDs"] == [pending]  # created, not started: listed and kept
+    env.service.exec_record_ttl = 0.2
+    env.run(asyncio.sleep(0.3))
+    env.run(env.service.exec_create(cid, {"Cmd": ["true"]}))
+    assert not [e for e in finished if e in env.service._execs]
+    assert pending in env.service._execs

@@ -2,13 +2,15 @@
 the OCI process they run, and detach keys.
 
 An exec is created (validated, given an ID), then started once; its
-record lives in memory (as Docker's does) and goes when its container is
-removed.
+record lives in memory (as Docker's does).  Once it has finished it can
+still be inspected for a while; then the container service drops it (and
+every record goes with its container).
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,15 @@ class ExecRecord:
     pid: int = 0
     can_remove: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: time.monotonic() when it was seen to finish (None: not finished)
+    finished_at: float | None = None
+
+    def finish(self, exit_code: int | None) -> None:
+        self.running = False
+        if exit_code is not None:
+            self.exit_code = exit_code
+        if self.finished_at is None:
+            self.finished_at = time.monotonic()
 
     def to_json(self) -> dict[str, Any]:
         cmd = list(self.config.get("Cmd") or [])

@@ -73,6 +73,11 @@ BACKOFF_MAX = 60.0
 BACKOFF_RESET_AFTER = 10.0
 #: How long a SIGKILLed container may take to be reported gone.
 KILL_WAIT = 30.0
+#: How long a finished exec can still be inspected (Docker's exec GC
+#: drops them after about this long) and how many finished ones a
+#: container keeps meanwhile, whatever their age.
+EXEC_RECORD_TTL = 300.0
+EXEC_HISTORY_LIMIT = 100
 #: Files bind-mounted over the image's from the container's directory.
 ETC_MOUNT_TARGETS = frozenset({"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"})
 
@@ -176,6 +181,8 @@ class ContainerService:
         self._backoff: dict[str, float] = {}
         self._runtimes: dict[str, Any] = {}
         self._execs: dict[str, ExecRecord] = {}
+        self.exec_record_ttl = EXEC_RECORD_TTL
+        self.exec_history_limit = EXEC_HISTORY_LIMIT
         #: attach sessions waiting for a container's next start (docker run
         #: and start -a attach first, then start)
         self._pending_attaches: dict[str, list[_PendingAttach]] = {}
@@ -1111,7 +1118,8 @@ class ContainerService:
         return size_rw, size_rw + image_size
 
     def _exec_ids(self, c: Container) -> list[str]:
-        return [e.id for e in self._execs.values() if e.container_id == c.id]
+        """Docker's ExecIDs: the container's execs that have not finished."""
+        return [e.id for e in self._execs.values() if e.container_id == c.id and e.finished_at is None]
 
     async def inspect(self, ref: str, *, size: bool = False) -> dict[str, Any]:
         c = self.resolve(ref)
@@ -1412,9 +1420,32 @@ class ContainerService:
         self._check_exec_target(c)
         validated = validate_exec_config(dict(config or {}))
         record = ExecRecord(id=new_exec_id(), container_id=c.id, config=validated)
+        self._forget_finished_execs()
         self._execs[record.id] = record
         self._emit(c, f"exec_create: {record.command_line}", execID=record.id)
         return {"Id": record.id}
+
+    def _forget_finished_execs(self, container_id: str | None = None) -> None:
+        """Drop the records of execs that finished more than
+        ``exec_record_ttl`` ago, and beyond the newest
+        ``exec_history_limit`` finished ones of ``container_id``; running
+        and not yet started execs stay."""
+        horizon = time.monotonic() - self.exec_record_ttl
+        finished_here = []
+        for record in list(self._execs.values()):
+            if record.finished_at is None:
+                continue
+            if record.finished_at < horizon:
+                del self._execs[record.id]
+            elif record.container_id == container_id:
+                finished_here.append(record)
+        finished_here.sort(key=lambda r: r.finished_at)
+        for record in finished_here[:max(0, len(finished_here) - self.exec_history_limit)]:
+            del self._execs[record.id]
+
+    def _exec_finished(self, record: ExecRecord, exit_code: int | None) -> None:
+        record.finish(exit_code)
+        self._forget_finished_execs(record.container_id)
 
     def _exec(self, exec_id: str) -> ExecRecord:
         record = self._execs.get(exec_id)
@@ -1454,7 +1485,7 @@ class ContainerService:
             result = await self._io(self.processes.exec, c.supervisor, process, exec_id=record.id,
                                              tty=use_tty, stdin=want_stdin, detach=detach, console_size=size)
         except DockyardError:
-            record.exit_code = 126
+            self._exec_finished(record, 126)
             raise
         record.running = True
         self._emit(c, f"exec_start: {record.command_line}", execID=record.id)
@@ -1468,8 +1499,7 @@ class ContainerService:
         record.pid = int(live.header.get("pid") or 0)
 
         def finished(code: int | None) -> None:
-            record.running = False
-            record.exit_code = code if code is not None else record.exit_code
+            self._exec_finished(record, code)
             cur = self._records.get(record.container_id)
             if cur is not None:
                 self._emit(cur, "exec_die", execID=record.id, exitCode=str(record.exit_code))
@@ -1486,15 +1516,14 @@ class ContainerService:
     async def _refresh_detached(self, record: ExecRecord) -> None:
         c = self._records.get(record.container_id)
         if c is None or not c.supervisor:
-            record.running = False
+            self._exec_finished(record, None)
             return
         try:
             doc = await self._io(self.processes.exec_inspect, c.supervisor, record.id)
         except DockyardError:
             return
         if not doc.get("running", True):
-            record.running = False
-            record.exit_code = doc.get("exit_code")
+            self._exec_finished(record, doc.get("exit_code"))
 
     async def _watch_detached(self, record: ExecRecord) -> None:
         while record.running:
