@@ -3,8 +3,9 @@
 ``env`` gives each test a private data root (store, containers), runtime
 state dir and cgroup parent, a busybox image loaded into the store, and
 an asyncio loop to drive the service with.  Teardown removes every
-container (killing what still runs), unmounts everything under the data
-root and removes the cgroup parent, pass or fail.
+container (killing what still runs), stops the supervisor zygote and any
+supervisor left, unmounts everything under the data root and removes the
+cgroup parent, pass or fail.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from testlib import need_tool, require_root, unmount_under
+
+from container.cleanup import reap_supervisors
 
 RUNTIMES = ["native"]
 BOTH_RUNTIMES = ["native", "runc"]
@@ -41,6 +44,8 @@ class Env:
         self.image_id = str(bootstrap_busybox(self.images).image_id)
         self.cgroup_parent = f"/dockyard-test-{test_id}"
         self.runtime_root = root / "run"
+        #: where the service's supervisors (and their zygote) keep state
+        self.supervisor_root = root / "supervisors"
         self.loop = asyncio.new_event_loop()
         self.service = self.new_service()
 
@@ -50,7 +55,7 @@ class Env:
         service = ContainerService(data_root=self.root / "data", store=self.store, images=self.images,
                                    publish=self.publish,
                                    runtime_root=self.runtime_root, default_runtime=self.runtime,
-                                   cgroup_parent=self.cgroup_parent)
+                                   cgroup_parent=self.cgroup_parent, supervisor_root=self.supervisor_root)
         self.run(service.open())
         return service
 
@@ -104,8 +109,9 @@ class Env:
                     self.run(service.remove(c.id, force=True), timeout=30)
         with contextlib.suppress(Exception):
             self.run(service.close())
-        with contextlib.suppress(Exception):
-            service.processes.stop_zygote()
+        # The zygote, and any supervisor (with its container) that outlived
+        # the removals above, e.g. after a failed test or a killed daemon.
+        reap_supervisors(self.supervisor_root, self.root / "data" / "containers")
         # Whatever survived (a failed test): kill by cgroup, then clean up.
         for controller in Path("/sys/fs/cgroup").iterdir():
             base = controller / self.cgroup_parent.strip("/")

@@ -21,7 +21,8 @@ async def main(request: dict, report: Path) -> None:
     store = open_store(request["data_root"])
     service = ContainerService(data_root=request["data_root"], store=store, images=ImageService(store),
                                runtime_root=Path(request["runtime_root"]), default_runtime=request["runtime"],
-                               cgroup_parent=request["cgroup_parent"])
+                               cgroup_parent=request["cgroup_parent"],
+                               supervisor_root=request.get("supervisor_root"))
     await service.open()
     ids = {}
     for name, spec in request["containers"].items():

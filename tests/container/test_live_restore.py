@@ -25,6 +25,7 @@ def test_live_restore_after_kill_9(env, tmp_path):
     report = tmp_path / "ids.json"
     request = {
         "data_root": str(env.root / "data"), "runtime_root": str(env.runtime_root), "runtime": env.runtime,
+        "supervisor_root": str(env.supervisor_root),
         "cgroup_parent": env.cgroup_parent,
         "containers": {
             **{f"counter{i}": {"cmd": ["sh", "-c", COUNTER]} for i in range(4)},

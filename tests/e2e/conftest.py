@@ -4,8 +4,9 @@ loaded through ``image bootstrap``, driven by three clients: Dockyard's CLI,
 the real docker CLI and docker-py.
 
 Teardown, pass or fail: every container is removed (killed if running),
-the daemon stopped, the supervisor zygote it started stopped, and whatever
-is mounted under the daemon's root unmounted.
+the daemon stopped, the supervisor zygote it started and any supervisor
+left (with its container) stopped, and whatever is mounted under the
+daemon's root unmounted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 
 import pytest
 
+from container.cleanup import reap_supervisors
 from daemon.harness import Dockyardd, new_daemon, run_cli, run_docker
 from daemon.rootconf import need_tool, require_root
 
@@ -58,11 +60,11 @@ class E2E:
                 with contextlib.suppress(Exception):
                     client.remove_container(c["Id"], force=True)
 
-    def stop_zygote(self) -> None:
-        from dockyard.runtime.supervisor import SupervisorClient
-
-        with contextlib.suppress(Exception):
-            SupervisorClient(self.daemon.exec_root / "supervisors").stop_zygote()
+    def stop_supervisors(self) -> None:
+        """The zygote the daemon started, and any supervisor (with its
+        container) still running from this daemon's exec root: after a
+        failed test, or a daemon that died before it could remove them."""
+        reap_supervisors(self.daemon.exec_root / "supervisors", self.daemon.data_root / "containers")
 
     def cleanup(self) -> None:
         try:
@@ -71,8 +73,9 @@ class E2E:
             try:
                 self.daemon.stop()
             finally:
-                # Before the root goes: the zygote is found by its lock file there.
-                self.stop_zygote()
+                # Before the root goes: the zygote is found by its lock file
+                # there, the containers by their supervisors' state files.
+                self.stop_supervisors()
                 self.daemon.cleanup()
 
 
