@@ -18,10 +18,16 @@ Modules, each with the details in its docstring:
                bodies streamed through worker threads
 ``hijack``     101 UPGRADED raw streams for attach/exec, stdcopy frames
 ``sysinfo``    host facts for /version and /info
-``routes``     one module per resource; ROUTE_MODULES lists them
+``routes``     one module per resource, listed in ROUTE_MODULES: system,
+               images, containers, exec, archive; ``routes.stdio`` relays
+               the hijacked streams of attach and exec start
 
-Adding container routes: write ``routes/containers.py`` with
-``register(routes, engine)``, use ``engine.containers`` (opened by
-``services.open_container_service``), ``hijack`` for attach/exec and
-``streaming`` for logs/export, and add the module to ``ROUTE_MODULES``.
+Container routes are thin: they parse Docker's parameters and await
+``engine.containers`` (dockyard.container's ContainerService, opened by
+``services.open_container_service``), which owns every container rule:
+attach before start, log follow, exec records, start errors.  Adding a
+resource (networks, volumes, ...): write ``routes/<resource>.py`` with
+``register(routes, engine)`` over its service on the Engine (opened in
+``services``), use ``hijack`` for raw streams and ``streaming`` for
+progress and bodies, and add the module to ``ROUTE_MODULES``.
 """
