@@ -31,6 +31,7 @@ The protocol is documented in :mod:`.protocol`.
 from __future__ import annotations
 
 import _signal  # signal's C layer: the Python wrapper's enum conversions touch many pages
+import _socket
 import array
 import errno
 import fcntl
@@ -46,6 +47,9 @@ import time
 from pathlib import Path
 
 from dockyard.errors import AlreadyExists, DockyardError, FailedPrecondition, Internal, InvalidArgument, NotFound
+# At the top, not in the functions that use it: an import statement run in a
+# supervisor touches (and so copies) the module's spec and more.
+from dockyard.linux.process import set_child_subreaper
 
 from . import protocol as P
 from .spec import ExitStatus, SupervisorSpec, rfc3339nano
@@ -1172,15 +1176,15 @@ def serve(reply: socket.socket, request: dict) -> int:
     subreaper from the start, so the container's init, orphaned when the
     setup child and the runtime's helpers exit, is re-parented to it.
     """
-    from dockyard.linux.process import set_child_subreaper
-
     parsed = request.get("_parsed") or parse_spawn(request)
     if isinstance(parsed, DockyardError):
         _answer(reply, P.error_doc(parsed))
         return 1
     container_id, directory, spec = parsed
     set_child_subreaper(True)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # _socket's own objects: socket.socketpair wraps both ends in Python
+    # socket objects, which copies ~250 KiB of the zygote's pages here.
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -1227,6 +1231,65 @@ def _setup(channel: socket.socket, reply: socket.socket, container_id: str, dire
         return 1
     _answer(reply, answer)
     return 0
+
+
+def warm_up(directory: str, spec_doc: dict, rounds: int = 10) -> None:
+    """Run the supervisor proper's own path - receiving a handover, adopt,
+    the loop - ``rounds`` times on dummy fds, in the zygote before it forks
+    supervisors.  Why: CPython 3.11 writes into a code object the first
+    times it runs it (warm-up counter, then the adaptive instructions'
+    caches), and each such write in a supervisor copies a page it would
+    otherwise share with the zygote; done here, once, the supervisors find
+    the code ready.  Nothing here forks, signals or reaps for real: the
+    dummy supervisor is marked finished, so its loop ends after one round,
+    and its pid 0 matches no child."""
+    spec = SupervisorSpec.from_json({**spec_doc, "bundle": directory,
+                                     "log_path": os.path.join(directory, "warm-up-supervisor.log")})
+    for _ in range(rounds):
+        opened: list[int] = []
+        sup = None
+        try:
+            opened.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+            listen_end, other_end = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            opened += [listen_end.detach(), other_end.detach()]
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            sig_r, sig_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            opened += [out_r, out_w, err_r, err_w, sig_r, sig_w]
+            doc = {"pid": 0, "status": "running", "created_at": "", "started_at": "", "tty": False,
+                   "oom_before": 0, "oom_source": None, "out": [[2, P.STDOUT], [3, P.STDERR]],
+                   "stdin": None, "master": None}
+            ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            try:
+                payload = json.dumps(doc).encode()
+                theirs.sendmsg([struct.pack(">I", len(payload)), payload],
+                               [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [opened[0], opened[1],
+                                                                                          out_r, err_r]))])
+                got, fds = _receive_handover(ours)
+            finally:
+                ours.close()
+                theirs.close()
+            opened += fds
+            if got is None:
+                return
+            sup = Supervisor("warm-up", directory, spec)
+            sup.adopt(got, fds)
+            sup.sig_r = sig_r
+            sup.finished = True
+            sup.linger_deadline = time.monotonic()
+            sup.run()
+        finally:
+            if sup is not None and sup.io is not None and sup.io.copier is not None:
+                sup.io.copier.close()
+            if sup is not None and sup.listen is not None:
+                sup.listen.detach()  # its fd is in opened
+            for fd in opened:
+                _close(fd)
+    for name in ("warm-up-supervisor.log",):
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
 
 
 def _receive_handover(channel: socket.socket) -> tuple[dict | None, list[int]]:

@@ -92,6 +92,7 @@ def _warm_up(state_dir: str, spec: dict) -> None:
                 copier.feed("stdout", b"warm up line %d\nand a partial" % i)
                 copier.feed("stderr", b"more\n")
             copier.close()
+        server.warm_up(directory, spec)
     except Exception:  # noqa: BLE001 - an optimisation only
         pass
     finally:
@@ -101,6 +102,28 @@ def _warm_up(state_dir: str, spec: dict) -> None:
             os.rmdir(directory)
         except OSError:
             pass
+
+
+#: The supervisor module, imported by main() before the first fork.
+server = None
+
+
+def _warm_up_supervisor() -> None:
+    """Run, a few times, the calls every supervisor makes between its fork
+    and its loop, so their first-use work (the adaptive interpreter's
+    counters and caches in their code objects, ctypes' argument
+    converters) is done here once instead of in every supervisor.
+    Each call is harmless in the zygote: PR_SET_CHILD_SUBREAPER 0 is its
+    state anyway (the flag is not inherited across fork)."""
+    from dockyard.linux.process import set_child_subreaper
+    import _socket
+
+    for _ in range(10):
+        set_child_subreaper(False)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        a.close()
+        b.close()
+        json.loads(b'{"pid": 1, "status": "running", "out": [[1, 1]], "master": null}')
 
 
 #: Objects that occupy the free blocks of partly used allocator pools.
@@ -193,6 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     _preload(PRELOAD)
     _preload(PRELOAD_OPTIONAL, optional=True)
+    global server
+    from . import server
+    _warm_up_supervisor()
     _quiet_threading_fork_hook()
     gc.collect()
     _plug_free_blocks()
@@ -263,9 +289,7 @@ def serve(listener: socket.socket, lock_fd: int, address: P.SocketPath, state_di
                 gc.collect()
                 _plug_free_blocks()
                 gc.freeze()
-            from .server import parse_spawn
-
-            request["_parsed"] = parse_spawn(request)
+            request["_parsed"] = server.parse_spawn(request)
             _fork_supervisor(conn, request, listener, lock_fd, address)
         else:
             _send(conn, {"ok": False, "error": {"kind": "invalid_argument", "message": f"unknown op {op!r}"}})
@@ -304,9 +328,7 @@ def _fork_supervisor(conn: socket.socket, request: dict, listener: socket.socket
             os.write(comm, f"dy-sup {request.get('container_id', '')}"[:15].encode())
         finally:
             os.close(comm)
-        from .server import serve as serve_container
-
-        code = serve_container(conn, request)
+        code = server.serve(conn, request)
     except BaseException:  # noqa: BLE001 - the forked child must never return into the zygote's loop
         import traceback
 
