@@ -687,7 +687,8 @@ class ContainerService:
             # As dockerd: a TTY's input is never closed when a client lets
             # go (StdinOnce applies without a TTY only), so `run -it`
             # survives a detach.
-            stdin_once=bool(c.config.get("StdinOnce")) and not tty, console_size=_console_size(c.host_config.get("ConsoleSize")),
+            stdin_once=bool(c.config.get("StdinOnce")) and not tty,
+            console_size=_console_size(c.host_config.get("ConsoleSize")),
             cgroups_path=spec["linux"]["cgroupsPath"], start=not pending)
         handle: dict[str, Any] | None = None
         try:
