@@ -98,6 +98,9 @@ def test_run_it_shell(e2e, tmux, tool, test_id):
     name = f"it-{tool}-{test_id}"
     tmux.start(_command(tool, "run", "-it", "--rm", "--name", name, "busybox", "sh"), width=100, height=30)
     _wait_running(e2e, name)
+    # The shell's first prompt, written right after the start, is on the
+    # screen before anything is typed (the attach was there before the start).
+    tmux.wait_for(r"^/ #\s*$", timeout=10)
     tmux.type_until("echo hello-$((6*7)); tty", r"^hello-42\s*$")
     tmux.wait_for(r"^/dev/pts/\d+\s*$")
     # The terminal's size goes in at start, and follows a resize.
