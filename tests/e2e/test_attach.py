@@ -152,3 +152,13 @@ def test_tty_detach_keeps_the_shell_and_inspect_shows_stdin_once(e2e):
             assert client.read_wait(client.wait_container(cid))["StatusCode"] == 4
         finally:
             client.remove_container(cid, force=True)
+
+
+@pytest.mark.parametrize("tool", ["docker", "dockyard"])
+def test_start_a_prints_the_new_run_with_both_clis(e2e, tool, test_id):
+    name = f"start-a-{tool}-{test_id}"
+    run = e2e.docker if tool == "docker" else e2e.cli
+    assert run("run", "--name", name, "busybox", "sh", "-c", "echo out; echo err >&2; exit 3").returncode == 3
+    again = run("start", "-a", name)
+    assert (again.returncode, again.stdout, again.stderr.count(b"err\n")) == (3, b"out\n", 1), again.stderr
+    e2e.docker("rm", name)
