@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .libc import libc
 from .syscalls import NR
@@ -88,8 +88,7 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-@dataclass(frozen=True)
-class Program:
+class Program(NamedTuple):
     """A compiled classic-BPF seccomp filter."""
 
     bpf: bytes

@@ -35,18 +35,18 @@ temp-file-and-rename sense: cgroupfs files are not files on a disk.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from dockyard.errors import FailedPrecondition, Internal, InvalidArgument, Unavailable
+from dockyard.runtime.lazylog import LazyLogger
 
-log = logging.getLogger("dockyard.runtime.cgroups")
+log = LazyLogger("dockyard.runtime.cgroups")
 
 Version = Literal["v1", "v2"]
 
@@ -61,10 +61,16 @@ FREEZE_TIMEOUT = 5.0
 
 # --------------------------------------------------------------------------
 # Values
+#
+# NamedTuples rather than dataclasses: building a dataclass compiles its
+# generated methods at import (~0.3 ms each), which every dockyard-runtime
+# start and the supervisor zygote would pay.
+
+#: the default of mapping fields: shared, so it must not be mutable
+_EMPTY: Mapping = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class CpuStats:
+class CpuStats(NamedTuple):
     """CPU accounting of the cgroup and its descendants.
 
     All times are nanoseconds.  ``per_cpu`` is v1 only (cpuacct); on v2 it
@@ -80,8 +86,7 @@ class CpuStats:
     throttled_time: int = 0
 
 
-@dataclass(frozen=True)
-class MemoryStats:
+class MemoryStats(NamedTuple):
     """Memory accounting; all sizes in bytes.
 
     ``limit``/``swap_limit`` are ``None`` when unlimited.  ``swap_usage`` and
@@ -100,17 +105,15 @@ class MemoryStats:
     swap_limit: int | None
     failcnt: int
     oom_kill_count: int
-    stat: Mapping[str, int] = field(default_factory=dict)
+    stat: Mapping[str, int] = _EMPTY
 
 
-@dataclass(frozen=True)
-class PidsStats:
+class PidsStats(NamedTuple):
     current: int
     limit: int | None  # None: no limit ("max")
 
 
-@dataclass(frozen=True)
-class BlkioEntry:
+class BlkioEntry(NamedTuple):
     """One per-device counter.  ``op`` is one of Read, Write, Sync, Async,
     Discard, Total (v1's names; v2's io.stat gives Read, Write, Discard and
     their Total)."""
@@ -121,21 +124,18 @@ class BlkioEntry:
     value: int
 
 
-@dataclass(frozen=True)
-class BlkioStats:
+class BlkioStats(NamedTuple):
     io_service_bytes: tuple[BlkioEntry, ...] = ()  # bytes transferred
     io_serviced: tuple[BlkioEntry, ...] = ()       # I/O operations
 
 
-@dataclass(frozen=True)
-class HugetlbStats:
+class HugetlbStats(NamedTuple):
     usage: int
     max_usage: int | None
     failcnt: int
 
 
-@dataclass(frozen=True)
-class CgroupStats:
+class CgroupStats(NamedTuple):
     """What Docker's stats API needs.  A section is ``None`` when its
     controller is not available for this cgroup."""
 
@@ -143,7 +143,7 @@ class CgroupStats:
     memory: MemoryStats | None
     pids: PidsStats | None
     blkio: BlkioStats | None
-    hugetlb: Mapping[str, HugetlbStats] = field(default_factory=dict)  # by page size ("2MB")
+    hugetlb: Mapping[str, HugetlbStats] = _EMPTY  # by page size ("2MB")
 
 
 # --------------------------------------------------------------------------

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from dockyard.errors import InvalidArgument
 
@@ -34,8 +33,7 @@ _TYPES = {"a": 0, "b": 1, "c": 2}  # OCI type -> BPF_DEVCG_DEV_* (0: any)
 _ACCESS = {"m": 1, "r": 2, "w": 4}  # OCI access letter -> BPF_DEVCG_ACC_*
 
 
-@dataclass(frozen=True)
-class DeviceRule:
+class DeviceRule(NamedTuple):
     """One OCI device rule; ``None`` major/minor means any (``*``)."""
 
     allow: bool

@@ -33,8 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from dockyard.errors import InvalidArgument
 
@@ -45,8 +44,7 @@ from .devices import DeviceRule, parse_devices
 Value = str | Callable[[str], str]
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One planned write.
 
     ``choices`` are alternative files (with the value each wants); the
@@ -66,8 +64,7 @@ class Setting:
         return self.choices[0][0].split(".", 1)[0]
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     settings: tuple[Setting, ...]
     devices: tuple[DeviceRule, ...] | None  # None: leave the device list alone
     unsupported: tuple[str, ...]            # OCI fields this backend cannot enforce

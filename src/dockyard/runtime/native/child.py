@@ -32,7 +32,7 @@ import fcntl
 import os
 import signal
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ...linux import namespaces as ns
 from ...linux import process as lp
@@ -59,8 +59,7 @@ class ChildError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessPlan:
+class ProcessPlan(NamedTuple):
     """An OCI process, encoded for the child."""
 
     argv: tuple[bytes, ...]
@@ -83,8 +82,7 @@ class ProcessPlan:
     set_groups: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class InitPlan:
+class InitPlan(NamedTuple):
     sock: int                  # child end of the sync socketpair
     parent_sock: int           # runtime end, closed in the child
     join: tuple[tuple[int, int, str], ...]   # (fd, CLONE_NEW*, name) to setns, in order

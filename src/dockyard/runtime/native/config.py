@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...errors import InvalidArgument, NotFound
 from ...linux.capabilities import CAPABILITIES
@@ -37,16 +36,14 @@ def _bad(field_name: str, problem: str) -> InvalidArgument:
     return InvalidArgument(f"config.json: {field_name}: {problem}")
 
 
-@dataclass(frozen=True)
-class User:
+class User(NamedTuple):
     uid: int = 0
     gid: int = 0
     umask: int | None = None
     additional_gids: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
-class Capabilities:
+class Capabilities(NamedTuple):
     bounding: tuple[str, ...] = ()
     effective: tuple[str, ...] = ()
     permitted: tuple[str, ...] = ()
@@ -54,21 +51,19 @@ class Capabilities:
     ambient: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Rlimit:
+class Rlimit(NamedTuple):
     type: str
     soft: int
     hard: int
 
 
-@dataclass(frozen=True)
-class Process:
+class Process(NamedTuple):
     args: tuple[str, ...]
     env: tuple[str, ...] = ()
     cwd: str = "/"
     terminal: bool = False
     console_size: tuple[int, int] | None = None  # (height, width)
-    user: User = field(default_factory=User)
+    user: User = User()
     capabilities: Capabilities | None = None
     rlimits: tuple[Rlimit, ...] = ()
     no_new_privileges: bool = False
@@ -77,8 +72,7 @@ class Process:
     oom_score_adj: int | None = None
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     destination: str
     type: str = ""
     source: str = ""
@@ -89,29 +83,25 @@ class Mount:
         return self.type == "bind" or "bind" in self.options or "rbind" in self.options
 
 
-@dataclass(frozen=True)
-class Hook:
+class Hook(NamedTuple):
     path: str
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     timeout: int | None = None
 
 
-@dataclass(frozen=True)
-class Namespace:
+class Namespace(NamedTuple):
     type: str
     path: str = ""
 
 
-@dataclass(frozen=True)
-class IDMapping:
+class IDMapping(NamedTuple):
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     path: str
     type: str
     major: int
@@ -121,8 +111,7 @@ class Device:
     gid: int = 0
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     """A validated config.json.  ``raw`` keeps the document for the parts
     passed through as-is (linux.resources to the cgroup, seccomp to the
     compiler)."""

@@ -12,13 +12,12 @@ import os
 import select
 import signal
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .config import Hook
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedHook:
+class PreparedHook(NamedTuple):
     """A hook with its argv and environment already encoded."""
 
     kind: str

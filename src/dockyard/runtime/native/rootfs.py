@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ...linux import mount as m
 from ...linux.mount import (MNT_DETACH, MS_BIND, MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE,
@@ -46,8 +46,7 @@ _DEVICE_KINDS = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": s
 _MAX_SYMLINKS = 255
 
 
-@dataclass(frozen=True, slots=True)
-class MountStep:
+class MountStep(NamedTuple):
     """One spec mount, parsed: ``kind`` is "bind", "cgroup" or "fs"."""
 
     destination: str
@@ -62,8 +61,7 @@ class MountStep:
     cgroup_binds: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceNode:
+class DeviceNode(NamedTuple):
     path: str
     mode: int      # S_IF* | permission bits
     rdev: int
@@ -71,8 +69,7 @@ class DeviceNode:
     gid: int
 
 
-@dataclass(frozen=True, slots=True)
-class RootfsPlan:
+class RootfsPlan(NamedTuple):
     rootfs: str
     propagation: int
     steps: tuple[MountStep, ...]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import select
 import signal
@@ -21,6 +20,7 @@ from ...linux import namespaces as ns
 from ...linux import process as lp
 from ...linux.seccomp import FILTER_FLAGS, Program, SeccompError, compile_filter
 from ..base import CREATED, CREATING, PAUSED, RUNNING, STOPPED, State, Stdio
+from ..lazylog import LazyLogger
 from . import child as child_mod
 from . import hooks as hook_mod
 from .config import Config, Process, _parse_hooks, load_bundle, parse_process
@@ -43,7 +43,7 @@ try:
 except ImportError:  # TODO(issue 3): drop once dockyard.runtime.cgroups provides open_cgroup
     from ._cgroup_standin import open_cgroup
 
-log = logging.getLogger("dockyard.runtime.native")
+log = LazyLogger("dockyard.runtime.native")
 
 #: How long create/exec wait for the container process to report.
 SETUP_TIMEOUT = 60.0
