@@ -1194,14 +1194,18 @@ def serve(reply: socket.socket, request: dict) -> int:
         finally:
             os._exit(code)
     theirs.close()
-    reply.close()
     try:
         doc, fds = _receive_handover(ours)
     finally:
         ours.close()
         os.waitpid(pid, 0)
     if doc is None:
+        reply.close()  # the set-up child answered the error (or died)
         return 1
+    # Answered here, after the set-up child is gone: when the spawn returns,
+    # the supervisor has taken over and no helper process is left.  The
+    # child encoded the answer (no JSON encoding here: fewer pages copied).
+    _answer_raw(reply, doc.pop("answer").encode())
     sup = Supervisor(container_id, directory, spec)
     sup.adopt(doc, fds)
     sup.install_signals()
@@ -1211,13 +1215,16 @@ def serve(reply: socket.socket, request: dict) -> int:
 
 def _setup(channel: socket.socket, reply: socket.socket, container_id: str, directory: str,
            spec: SupervisorSpec) -> int:
-    """In the setup child: make the container, hand it over, answer."""
+    """In the setup child: make the container and hand it over with the
+    answer to the spawn request, which the supervisor proper sends; on
+    failure, undo and answer the error here."""
     sup = Supervisor(container_id, directory, spec)
     sup.supervisor_pid = os.getppid()
     try:
         sup.prepare()
         answer = sup.create_and_start()
         doc, fds = sup.handover()
+        doc["answer"] = P.encode_message(answer).decode()
         payload = json.dumps(doc).encode()
         channel.sendmsg([struct.pack(">I", len(payload)), payload],
                         [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
@@ -1229,7 +1236,7 @@ def _setup(channel: socket.socket, reply: socket.socket, container_id: str, dire
         finally:
             _answer(reply, P.error_doc(e))
         return 1
-    _answer(reply, answer)
+    reply.close()
     return 0
 
 
@@ -1258,7 +1265,9 @@ def warm_up(directory: str, spec_doc: dict, rounds: int = 10) -> None:
             opened += [out_r, out_w, err_r, err_w, sig_r, sig_w]
             doc = {"pid": 0, "status": "running", "created_at": "", "started_at": "", "tty": False,
                    "oom_before": 0, "oom_source": None, "out": [[2, P.STDOUT], [3, P.STDERR]],
-                   "stdin": None, "master": None}
+                   "stdin": None, "master": None,
+                   "answer": P.encode_message({"ok": True, "container_id": "warm-up", "pid": 0,
+                                               "status": "running"}).decode()}
             ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
             try:
                 payload = json.dumps(doc).encode()
@@ -1272,6 +1281,12 @@ def warm_up(directory: str, spec_doc: dict, rounds: int = 10) -> None:
             opened += fds
             if got is None:
                 return
+            asker, answerer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                _answer_raw(answerer, got.pop("answer").encode())
+                asker.recv(65536)
+            finally:
+                asker.close()
             sup = Supervisor("warm-up", directory, spec)
             sup.adopt(got, fds)
             sup.sig_r = sig_r
@@ -1318,9 +1333,13 @@ def _receive_handover(channel: socket.socket) -> tuple[dict | None, list[int]]:
 
 
 def _answer(reply: socket.socket, doc: dict) -> None:
+    _answer_raw(reply, P.encode_message(doc))
+
+
+def _answer_raw(reply: socket.socket, message: bytes) -> None:
     try:
         reply.setblocking(True)
-        reply.sendall(P.encode_message(doc))
+        reply.sendall(message)
     except OSError:
         pass  # the requester died; the supervisor carries on regardless
     finally:

@@ -1,15 +1,21 @@
 """Values exchanged with a supervisor: what to run (:class:`SupervisorSpec`),
-what runs (:class:`SupervisorInfo`) and how it ended (:class:`ExitStatus`)."""
+what runs (:class:`SupervisorInfo`) and how it ended (:class:`ExitStatus`).
+
+NamedTuples, not dataclasses: the zygote imports this module, and a
+dataclass compiles its generated methods at import (and, for its
+defaults, pulls in more); NamedTuples are immutable values just the same."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
+
+#: default of mapping fields (shared, so it must not be mutable)
+_NO_OPTIONS: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class SupervisorSpec:
+class SupervisorSpec(NamedTuple):
     """How a supervisor runs one container.
 
     The log driver is named, not imported, here: the supervisor imports
@@ -29,7 +35,7 @@ class SupervisorSpec:
     stdin_once: bool = True
     log_driver: str = "none"
     log_path: str | None = None
-    log_options: dict[str, str] = field(default_factory=dict)
+    log_options: Mapping[str, str] = _NO_OPTIONS
     log_module: str = "dockyard.logs"
     #: OCI linux.cgroupsPath, recorded for the caller.  OOM kills are counted
     #: in the memory cgroup found from /proc/<init pid>/cgroup, which is right
@@ -45,21 +51,21 @@ class SupervisorSpec:
     drain_timeout: float = 2.0
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
+        doc = self._asdict()
+        doc["log_options"] = dict(self.log_options)
         doc["console_size"] = list(self.console_size) if self.console_size else None
         return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> "SupervisorSpec":
-        known = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__}
+        known = {k: v for k, v in doc.items() if k in cls._fields}
         if known.get("console_size"):
             known["console_size"] = tuple(known["console_size"])
         known["log_options"] = dict(known.get("log_options") or {})
         return cls(**known)
 
 
-@dataclass(frozen=True)
-class ExitStatus:
+class ExitStatus(NamedTuple):
     """How a container ended, as recorded in ``exit.json``."""
 
     exit_code: int
@@ -72,14 +78,13 @@ class ExitStatus:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> "ExitStatus":
-        return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
+        return cls(**{k: v for k, v in doc.items() if k in cls._fields})
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass(frozen=True)
-class SupervisorInfo:
+class SupervisorInfo(NamedTuple):
     """What the client knows about one container's supervisor."""
 
     container_id: str
