@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dockyard"
 # Lower number = lower layer.  Packages on one level may not import each other
 # unless listed in ALLOWED.
 RANK = {
-    "errors": -1, "oci": 0,
+    "errors": -1, "units": -1, "oci": 0,
     "linux": 1,
     "runtime": 2,
     "store": 3,

@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import InvalidArgument
+from ..units import human_duration
 from .config import network_mode
 from .defaults import MASKED_PATHS, READONLY_PATHS
 from .model import (CREATED, DEAD, EXITED, HEALTHY, NO_HEALTHCHECK, PAUSED, REMOVING, RESTARTING, RUNNING,
@@ -40,34 +41,6 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None,
     "Labels": {},
 }
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration, which Docker's status line uses."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600 / 24 / 365)} years"
 
 
 def status_line(c: Container, now: float | None = None) -> str:
