@@ -9,17 +9,21 @@ and ``exec`` in the foreground exit with the container process's status
 
 from __future__ import annotations
 
-import argparse
-import json
+# Start-up matters here (scripts run this per container, as they run runc):
+# only os and sys at the top; argparse, json, the runtime itself are
+# imported by the verb that needs them, and only the verb's own sub-parser
+# is built.
 import os
-import signal
 import sys
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DockyardError, InvalidArgument
-from .base import State
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .base import State
 
 DEFAULT_ROOT = "/run/dockyard-runtime"
 VERSION = "0.1.0"
@@ -33,8 +37,12 @@ class _Log:
     def _write(self, level: str, msg: str) -> None:
         if not self.path:
             return
+        import time
+
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if self.fmt == "json":
+            import json
+
             line = json.dumps({"level": level, "msg": msg, "time": now})
         else:
             line = f'time="{now}" level={level} msg="{msg}"'
@@ -60,6 +68,8 @@ def parse_signal(text: str) -> int:
     """"KILL", "SIGKILL" or "9" -> 9."""
     if text.isdigit():
         return int(text)
+    import signal
+
     name = text.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
@@ -192,6 +202,8 @@ def _proxy(master: int, pid: int) -> int:
 def _wait_forwarding(pid: int, forward_to) -> int:
     """Wait for ``pid`` (re-parented to us, a subreaper), forwarding
     signals to it; reap any other orphan on the way.  Its exit status."""
+    import signal
+
     forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                  signal.SIGUSR2, signal.SIGWINCH)
     for sig in forwarded:
@@ -204,6 +216,8 @@ def _wait_forwarding(pid: int, forward_to) -> int:
             from ..linux.process import process_state
             if process_state(pid) in (None, "Z", "X"):
                 return 0
+            import time
+
             time.sleep(0.01)
             continue
         if done == pid:
@@ -281,12 +295,16 @@ def _safe_kill(pid: int, sig: int) -> None:
 
 
 def cmd_state(args) -> int:
+    import json
+
     rt = _runtime(args)
     print(json.dumps(_state_json(rt, rt.state(args.id)), indent=2))
     return 0
 
 
 def cmd_list(args) -> int:
+    import json
+
     rt = _runtime(args)
     states = rt.list()
     if args.quiet:
@@ -325,6 +343,8 @@ def cmd_resume(args) -> int:
 
 
 def cmd_ps(args) -> int:
+    import json
+
     rt = _runtime(args)
     pids = rt.ps(args.id)
     if args.format == "json":
@@ -348,6 +368,8 @@ def cmd_ps(args) -> int:
 
 
 def _exec_process(rt, args) -> dict[str, Any]:
+    import json
+
     if args.process:
         try:
             with open(args.process) as f:
@@ -413,6 +435,8 @@ def cmd_exec(args) -> int:
 
 
 def cmd_spec(args) -> int:
+    import json
+
     from .native.spec import default_spec
     path = Path(args.bundle) / "config.json"
     if path.exists():
@@ -425,7 +449,31 @@ def cmd_spec(args) -> int:
 # --------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: global options that take a value (to find the verb before parsing)
+_GLOBAL_VALUE_OPTIONS = ("--root", "--log", "--log-format")
+
+
+def _verb_of(argv: list[str]) -> str | None:
+    """The verb in ``argv`` (the first word that is not a global option or
+    its value), or None."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in _GLOBAL_VALUE_OPTIONS:
+            i += 2
+            continue
+        if word.startswith("-"):
+            i += 1
+            continue
+        return word
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line parser; with ``only`` (a verb), just that verb's
+    sub-parser is built (what a run needs; help and errors use them all)."""
+    import argparse
+
     p = argparse.ArgumentParser(prog="dockyard-runtime", description="Dockyard's OCI runtime (runc-compatible CLI)")
     p.add_argument("--root", default=DEFAULT_ROOT, help="state directory (default %(default)s)")
     p.add_argument("--log", default=None, help="log file")
@@ -437,59 +485,71 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, func, help_text: str):
+        if only is not None and name != only:
+            return None
         sp = sub.add_parser(name, help=help_text)
         sp.set_defaults(func=func)
         return sp
 
     for name, func in (("create", cmd_create), ("run", cmd_run)):
-        sp = add(name, func, f"{name} a container")
-        sp.add_argument("--bundle", "-b", default=".")
-        sp.add_argument("--console-socket", default=None)
-        sp.add_argument("--pid-file", default=None)
-        sp.add_argument("--no-pivot", action="store_true", help="MS_MOVE+chroot instead of pivot_root")
-        sp.add_argument("--preserve-fds", type=int, default=0, help="accepted for compatibility; must be 0")
-        if name == "run":
-            sp.add_argument("--detach", "-d", action="store_true")
-        sp.add_argument("id")
+        if sp := add(name, func, f"{name} a container"):
+            sp.add_argument("--bundle", "-b", default=".")
+            sp.add_argument("--console-socket", default=None)
+            sp.add_argument("--pid-file", default=None)
+            sp.add_argument("--no-pivot", action="store_true", help="MS_MOVE+chroot instead of pivot_root")
+            sp.add_argument("--preserve-fds", type=int, default=0, help="accepted for compatibility; must be 0")
+            if name == "run":
+                sp.add_argument("--detach", "-d", action="store_true")
+            sp.add_argument("id")
     for name, func in (("start", cmd_start), ("state", cmd_state), ("pause", cmd_pause), ("resume", cmd_resume)):
-        add(name, func, f"{name} a container").add_argument("id")
-    sp = add("list", cmd_list, "list containers")
-    sp.add_argument("--format", "-f", default="table", choices=("table", "json"))
-    sp.add_argument("--quiet", "-q", action="store_true")
-    sp = add("kill", cmd_kill, "send a signal to the container's init (or all processes)")
-    sp.add_argument("--all", "-a", action="store_true")
-    sp.add_argument("id")
-    sp.add_argument("signal", nargs="?", default="SIGTERM")
-    sp = add("delete", cmd_delete, "delete a container")
-    sp.add_argument("--force", "-f", action="store_true")
-    sp.add_argument("id")
-    sp = add("ps", cmd_ps, "list the container's processes")
-    sp.add_argument("--format", "-f", default="table", choices=("table", "json"))
-    sp.add_argument("id")
-    sp.add_argument("ps_args", nargs=argparse.REMAINDER)
-    sp = add("exec", cmd_exec, "run a process in a running container")
-    sp.add_argument("--process", "-p", default=None)
-    sp.add_argument("--tty", "-t", action="store_true")
-    sp.add_argument("--detach", "-d", action="store_true")
-    sp.add_argument("--pid-file", default=None)
-    sp.add_argument("--console-socket", default=None)
-    sp.add_argument("--cwd", default=None)
-    sp.add_argument("--env", "-e", action="append")
-    sp.add_argument("--user", "-u", default=None)
-    sp.add_argument("--additional-gids", "-g", action="append")
-    sp.add_argument("--cap", "-c", action="append")
-    sp.add_argument("--no-new-privs", action="store_true")
-    sp.add_argument("id")
-    sp.add_argument("command", nargs=argparse.REMAINDER)
-    sp = add("spec", cmd_spec, "write a default config.json")
-    sp.add_argument("--bundle", "-b", default=".")
-    sp.add_argument("--rootless", action="store_true", help="not supported; accepted for compatibility")
+        if sp := add(name, func, f"{name} a container"):
+            sp.add_argument("id")
+    if sp := add("list", cmd_list, "list containers"):
+        sp.add_argument("--format", "-f", default="table", choices=("table", "json"))
+        sp.add_argument("--quiet", "-q", action="store_true")
+    if sp := add("kill", cmd_kill, "send a signal to the container's init (or all processes)"):
+        sp.add_argument("--all", "-a", action="store_true")
+        sp.add_argument("id")
+        sp.add_argument("signal", nargs="?", default="SIGTERM")
+    if sp := add("delete", cmd_delete, "delete a container"):
+        sp.add_argument("--force", "-f", action="store_true")
+        sp.add_argument("id")
+    if sp := add("ps", cmd_ps, "list the container's processes"):
+        sp.add_argument("--format", "-f", default="table", choices=("table", "json"))
+        sp.add_argument("id")
+        sp.add_argument("ps_args", nargs=argparse.REMAINDER)
+    if sp := add("exec", cmd_exec, "run a process in a running container"):
+        sp.add_argument("--process", "-p", default=None)
+        sp.add_argument("--tty", "-t", action="store_true")
+        sp.add_argument("--detach", "-d", action="store_true")
+        sp.add_argument("--pid-file", default=None)
+        sp.add_argument("--console-socket", default=None)
+        sp.add_argument("--cwd", default=None)
+        sp.add_argument("--env", "-e", action="append")
+        sp.add_argument("--user", "-u", default=None)
+        sp.add_argument("--additional-gids", "-g", action="append")
+        sp.add_argument("--cap", "-c", action="append")
+        sp.add_argument("--no-new-privs", action="store_true")
+        sp.add_argument("id")
+        sp.add_argument("command", nargs=argparse.REMAINDER)
+    if sp := add("spec", cmd_spec, "write a default config.json"):
+        sp.add_argument("--bundle", "-b", default=".")
+        sp.add_argument("--rootless", action="store_true", help="not supported; accepted for compatibility")
     return p
 
 
+#: verbs build_parser knows, for building just one
+VERBS = ("create", "run", "start", "state", "pause", "resume", "list", "kill", "delete", "ps", "exec", "spec")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    verb = _verb_of(argv)
+    # An unknown verb or a help request gets the whole parser (its usage
+    # and error list every verb).
+    only = verb if verb in VERBS and "-h" not in argv and "--help" not in argv else None
+    args = build_parser(only).parse_args(argv)
     log = _Log(args.log, args.log_format, args.debug)
     try:
         code = args.func(args)

@@ -11,7 +11,7 @@ import socket
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import (AlreadyExists, DockyardError, FailedPrecondition, Internal, InvalidArgument, NotFound,
                        Unavailable)
@@ -19,13 +19,16 @@ from ...linux import capabilities as caps_mod
 from ...linux import namespaces as ns
 from ...linux import process as lp
 from ...linux.seccomp import FILTER_FLAGS, Program, SeccompError, compile_filter
-from ..base import CREATED, CREATING, PAUSED, RUNNING, STOPPED, State, Stdio
+from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED
 from ..lazylog import LazyLogger
 from . import child as child_mod
 from . import hooks as hook_mod
 from .config import Config, Process, _parse_hooks, load_bundle, parse_process
 from .rootfs import plan_rootfs
 from .state import EXEC_FIFO, SECCOMP_FILE, StateStore, rfc3339_now, write_atomic
+
+if TYPE_CHECKING:
+    from ..base import State, Stdio
 
 try:
     # CPython's own SHA-256 (3.11: _sha256, 3.12+: _sha2): the cache key
@@ -248,6 +251,8 @@ class NativeRuntime:
         return program
 
     def _state_of(self, doc: dict[str, Any], status: str | None = None) -> State:
+        from ..base import State  # only state()/list() need it: not imported on the create path
+
         return State(id=doc["id"], status=status or self._status(doc), pid=doc["pid"], bundle=doc["bundle"],
                      annotations=doc.get("annotations") or {}, created=doc.get("created"))
 
@@ -268,6 +273,8 @@ class NativeRuntime:
             bundle, annotations = str(config.bundle), config.annotations
         else:
             bundle, annotations = config["bundle"], config.get("annotations") or {}
+        from ..base import State  # hooks are rare: not imported on the common path
+
         state = State(id=container_id, status=status, pid=pid, bundle=bundle, annotations=annotations)
         return json.dumps(state.to_json()).encode()
 

@@ -14,6 +14,11 @@ from typing import Any
 from ...errors import AlreadyExists, InvalidArgument, NotFound
 from ...linux.process import read_small
 
+#: OCI state "status" values (and "paused", as runc and crun report): the
+#: same strings as dockyard.runtime.base's, kept here so that creating a
+#: container does not import that module (and its dataclasses).
+CREATING, CREATED, RUNNING, STOPPED, PAUSED = "creating", "created", "running", "stopped", "paused"
+
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 SECCOMP_FILE = "seccomp.bpf"
