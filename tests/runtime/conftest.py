@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime_testlib import (CGROUP_PARENT, RuntimeCLI, base_config, dockyard_runtime_argv, is_ci, make_crun_wrapper,
+from runtime_testlib import (RuntimeCLI, base_config, dockyard_runtime_argv, is_ci, make_crun_wrapper,
                              overlay_rootfs, remove_cgroups, unmount_under)
 
 
@@ -72,11 +72,6 @@ def make_bundle(rt_tmp: Path, busybox_rootfs: Path, test_id: str):
     finally:
         for cid in made:
             remove_cgroups(cid)
-        for parent in Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PARENT}"):
-            try:
-                parent.rmdir()  # fails while a parallel test still has a cgroup there: fine
-            except OSError:
-                pass
 
 
 @pytest.fixture

@@ -131,16 +131,23 @@ def base_config(args: list[str], cid: str, **changes: Any) -> dict[str, Any]:
     spec["root"]["readonly"] = False
     cid = changes.get("hostname", cid)  # a second container in a test is named by its hostname
     spec["hostname"] = cid
-    spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{cid}"
+    spec["linux"]["cgroupsPath"] = cgroup_path(cid)
     spec["process"]["noNewPrivileges"] = True
     for key, value in changes.items():
         spec[key] = value
     return spec
 
 
+def cgroup_path(cid: str) -> str:
+    """A test container's cgroup: top-level and its own, no shared parent
+    (a parent that one test's teardown removes while another test's runtime
+    is creating its child under it made crun fail with ENOENT)."""
+    return f"/{CGROUP_PARENT}-{cid}"
+
+
 def cgroup_dirs(cid: str) -> list[Path]:
     """Existing v1 cgroup directories of a test container."""
-    return [p for p in CGROUP_V1.glob(f"*/{CGROUP_PARENT}/{cid}") if p.is_dir()]
+    return [p for p in CGROUP_V1.glob(f"*{cgroup_path(cid)}") if p.is_dir()]
 
 
 def remove_cgroups(cid: str) -> None:

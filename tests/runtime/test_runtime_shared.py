@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime_testlib import CGROUP_PARENT, cgroup_dirs, mounts_under, processes_rooted_in
+from runtime_testlib import cgroup_dirs, cgroup_path, mounts_under, processes_rooted_in
 
 from dockyard.linux.capabilities import DOCKER_DEFAULT_CAPS
 from dockyard.runtime.native.seccomp_profile import default_profile
@@ -122,7 +122,7 @@ def test_memory_limit_oom_reported(runtime_cli, make_bundle, config_for, test_id
     config["linux"]["resources"]["memory"] = {"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024}
     bundle = make_bundle(config)
     runtime_cli.create(test_id, bundle)
-    cg = Path(f"/sys/fs/cgroup/memory/{CGROUP_PARENT}/{test_id}")
+    cg = Path(f"/sys/fs/cgroup/memory{cgroup_path(test_id)}")
     assert (cg / "memory.limit_in_bytes").read_text().strip() == str(32 * 1024 * 1024)
     runtime_cli("start", test_id)
     st = runtime_cli.wait_status(test_id, "stopped")

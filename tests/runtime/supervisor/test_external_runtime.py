@@ -102,6 +102,13 @@ def test_exec_ps_kill_pause(runtime, make_bundle, test_id):
         os.close(r)
         assert out.endswith(b"box\n") and b"inside" in out
         assert epid > 0
+        # If an earlier test in this worker made it a child subreaper, the
+        # exec'd process is this process's zombie now, and the container's
+        # init cannot finish dying (zap_pid_ns_processes) until it is reaped.
+        try:
+            os.waitpid(epid, 0)
+        except ChildProcessError:
+            pass
         assert pid in runtime.ps(test_id)
         runtime.pause(test_id)
         assert runtime.state(test_id).status == "paused"
