@@ -5,6 +5,7 @@ production route yet (hijack, progress streams, body streaming)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -14,7 +15,7 @@ from aiohttp import web
 from dockyard.daemon.app import build_app
 from dockyard.daemon.config import DaemonConfig
 from dockyard.daemon.engine import Engine
-from dockyard.daemon.events import EventBus
+from dockyard.daemon.services import open_engine
 
 
 class InProcessDaemon:
@@ -22,8 +23,9 @@ class InProcessDaemon:
         self.root = root
         self.sock = root / "t.sock"
         config = DaemonConfig(hosts=(f"unix://{self.sock}",), data_root=root / "data", exec_root=root / "exec")
-        config.data_root.mkdir(parents=True, exist_ok=True)
-        self.engine = Engine(config=config, events=EventBus(), engine_id="test-engine")
+        self.config = config
+        self.engine: Engine | None = None
+        self._services = contextlib.AsyncExitStack()
         self.modules = modules
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -40,7 +42,9 @@ class InProcessDaemon:
         self._thread.start()
 
         async def setup() -> None:
-            self.engine.events.bind(self.loop)
+            # The daemon's own services on a private data root: the system
+            # routes read real counts from them.
+            self.engine = await self._services.enter_async_context(open_engine(self.config))
             app = build_app(self.engine, self.modules)
             self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
             await self._runner.setup()
@@ -51,9 +55,11 @@ class InProcessDaemon:
 
     def stop(self) -> None:
         async def teardown() -> None:
-            self.engine.events.close()
+            if self.engine is not None:
+                self.engine.events.close()
             if self._runner is not None:
                 await self._runner.cleanup()
+            await self._services.aclose()
 
         try:
             self.call(teardown())

@@ -225,3 +225,63 @@ def _group_exists(name: str) -> bool:
         return True
     except KeyError:
         return False
+
+
+def _start_fails(daemon: Dockyardd) -> str:
+    """Start ``daemon`` expecting it to refuse; its log."""
+    daemon.start(wait=False)
+    assert daemon.proc.wait(30) == 1, daemon.log()
+    assert not daemon.sock.exists()
+    log = daemon.log()
+    assert "Traceback" not in log, log
+    return log
+
+
+def test_unusable_data_root_stops_the_start(daemons: list[Dockyardd]) -> None:
+    daemon = new_daemon(start=False)
+    daemons.append(daemon)
+    daemon.data_root.write_text("not a directory")
+    log = _start_fails(daemon)
+    assert str(daemon.data_root) in log
+
+
+def test_unreadable_metadata_database_stops_the_start(daemons: list[Dockyardd]) -> None:
+    daemon = new_daemon(start=False)
+    daemons.append(daemon)
+    daemon.data_root.mkdir()
+    (daemon.data_root / "metadata.db").write_bytes(b"this is no SQLite database, " * 200)
+    log = _start_fails(daemon)
+    assert "metadata database" in log and str(daemon.data_root) in log
+
+
+def test_schema_newer_than_the_daemon_stops_the_start(daemons: list[Dockyardd]) -> None:
+    import sqlite3
+
+    daemon = new_daemon()
+    daemons.append(daemon)
+    assert daemon.stop() == 0
+    # A later dockyard migrated the container records further than this one knows.
+    db = sqlite3.connect(daemon.data_root / "metadata.db")
+    with db:
+        db.execute("UPDATE schema_versions SET version = version + 100 WHERE component = 'container'")
+    db.close()
+    log = _start_fails(daemon)
+    assert "newer than this dockyard supports" in log and "'container'" in log
+
+
+def test_start_removes_dead_daemons_scratch_files_only(daemons: list[Dockyardd]) -> None:
+    daemon = new_daemon(start=False)
+    daemons.append(daemon)
+    tmp = daemon.data_root / "tmp"
+    tmp.mkdir(parents=True)
+    ours = ["follow-0123456789ab-89abcdef.log", "upload-k2_x9a0q.tar"]
+    theirs = ["notes.txt", "follow-x.log", "upload-1.tar"]
+    for name in ours + theirs:
+        (tmp / name).write_text("left over")
+    (tmp / "upload-dir00000.tar").mkdir()  # a directory is never one of ours
+    (daemon.data_root / ".engine-id.4242.tmp").write_text("half an id")
+    daemon.start()
+    remaining = sorted(p.name for p in tmp.iterdir())
+    assert remaining == sorted(theirs + ["upload-dir00000.tar"])
+    assert not (daemon.data_root / ".engine-id.4242.tmp").exists()
+    assert daemon.client().ping()

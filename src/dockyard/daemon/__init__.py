@@ -8,7 +8,8 @@ Modules, each with the details in its docstring:
 ``listeners``  -H addresses, unix socket permissions, TCP/TLS policy
 ``lock``       one daemon per data root (flock), the pid file
 ``engine``     Engine: what routes get (config, event bus, services)
-``services``   opening the store, image and container services
+``services``   open_engine: the store, image and container services
+               (all or the daemon does not start), scratch-area clean-up
 ``app``        the aiohttp app: API versions, error table, RouteTable,
                request helpers (json_response, query_bool, in_executor)
 ``errors``     DockyardError class -> HTTP status
@@ -24,7 +25,7 @@ Modules, each with the details in its docstring:
 
 Container routes are thin: they parse Docker's parameters and await
 ``engine.containers`` (dockyard.container's ContainerService, opened by
-``services.open_container_service``), which owns every container rule:
+``services.open_engine``), which owns every container rule:
 attach before start, log follow, exec records, start errors.  Adding a
 resource (networks, volumes, ...): write ``routes/<resource>.py`` with
 ``register(routes, engine)`` over its service on the Engine (opened in

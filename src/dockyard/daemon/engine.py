@@ -1,10 +1,10 @@
 """The ``Engine``: everything a route needs, in one object.
 
 Route modules receive the Engine and reach services only through it, so a
-route never constructs a service and tests can build an Engine around a
-private data root.  Services are optional while their layers are being
-written: a route whose service is missing answers ``Unavailable`` with the
-reason, and ``/info`` reports zeros rather than inventing numbers.
+route never constructs a service.  An Engine is made whole by
+:func:`dockyard.daemon.services.open_engine`: the store, the image service
+and the container service are always there (a daemon whose services cannot
+open does not start).
 """
 
 from __future__ import annotations
@@ -14,43 +14,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from dockyard.daemon.config import DaemonConfig
 from dockyard.daemon.events import EventBus
-from dockyard.errors import Unavailable
 
-
-@dataclass(frozen=True)
-class ContainerCounts:
-    running: int = 0
-    paused: int = 0
-    stopped: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.running + self.paused + self.stopped
-
-
-class ContainerBackend(Protocol):
-    """What the system and image routes need from the container service
-    (dockyard.container, written later).  Container routes use the service's
-    full API directly."""
-
-    def counts(self) -> ContainerCounts: ...
-
-    def image_ids_in_use(self) -> set[str]:
-        """Config digests of images some container (running or not) uses."""
-        ...
-
-    def disk_usage(self) -> list[dict[str, Any]]:
-        """``/system/df`` Containers entries (Docker's container summary with SizeRw)."""
-        ...
-
-    def image_users(self, image_id: Any) -> list[Any]:
-        """dockyard.image ImageUser values for the containers using
-        ``image_id`` (the ``in_use`` feed of ImageService.remove)."""
-        ...
+if TYPE_CHECKING:
+    from dockyard.container.service import ContainerService
+    from dockyard.image.service import ImageService
+    from dockyard.store import Store
 
 
 @dataclass
@@ -58,41 +30,20 @@ class Engine:
     config: DaemonConfig
     events: EventBus
     engine_id: str
-    #: dockyard.image service; None until the image layer can be opened.
-    images: Any = None
-    #: dockyard.container service (ContainerBackend); None until it lands.
-    containers: ContainerBackend | None = None
+    #: the content store, metadata DB and snapshotter the services share
+    store: Store
+    images: ImageService
+    containers: ContainerService
     started_at: float = field(default_factory=time.time)
-    #: Why ``images`` is None, for the Unavailable message.
-    images_error: str = "the image service is not available"
-    #: dockyard.store.Store the services share (None until opened).
-    store: Any = None
-
-    def close(self) -> None:
-        """Release what the services hold (the store's database)."""
-        if self.store is not None:
-            self.store.close()
-            self.store = None
-
-    def image_service(self) -> Any:
-        if self.images is None:
-            raise Unavailable(self.images_error)
-        return self.images
-
-    def container_counts(self) -> ContainerCounts:
-        if self.containers is None:
-            return ContainerCounts()
-        return self.containers.counts()
-
-    def image_ids_in_use(self) -> set[str]:
-        if self.containers is None:
-            return set()
-        return self.containers.image_ids_in_use()
 
     @property
     def tmp_dir(self) -> Path:
         """Scratch space on the data root's filesystem, for spooled uploads."""
-        return self.config.data_root / "tmp"
+        return tmp_dir(self.config.data_root)
+
+
+def tmp_dir(data_root: Path) -> Path:
+    return data_root / "tmp"
 
 
 def load_engine_id(data_root: Path) -> str:

@@ -15,17 +15,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from dockyard.errors import FailedPrecondition
+from dockyard.errors import FailedPrecondition, Unavailable
 
 LOCK_NAME = "dockyardd.lock"
 
 
 @contextmanager
 def data_root_lock(data_root: Path) -> Iterator[Path]:
-    """Hold the data root's lock; FailedPrecondition if another daemon has it."""
-    data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    """Hold the data root's lock; FailedPrecondition if another daemon has
+    it, Unavailable if the data root cannot be made or written."""
     path = data_root / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise Unavailable(f"cannot use data root {data_root}: {e}") from e
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

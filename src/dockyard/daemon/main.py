@@ -60,7 +60,7 @@ async def serve(config: DaemonConfig, sockets: list[tuple[str, socket.socket, ob
     from aiohttp import web
 
     from dockyard.daemon.app import build_app
-    from dockyard.daemon.services import open_container_service, open_engine
+    from dockyard.daemon.services import open_engine
 
     from concurrent.futures import ThreadPoolExecutor
 
@@ -69,37 +69,32 @@ async def serve(config: DaemonConfig, sockets: list[tuple[str, socket.socket, ob
     # Python's default of cpu+4 threads is too few for a daemon serving many
     # clients at once.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=DEFAULT_WORKERS, thread_name_prefix="dockyard"))
-    engine = await loop.run_in_executor(None, open_engine, config)
-    engine.events.bind(loop)
-    await open_container_service(engine)
-    app = build_app(engine)
-    runner = web.AppRunner(app, handle_signals=False, access_log=log if config.debug else None,
-                           access_log_format='"%r" %s %b %Tfs', shutdown_timeout=SHUTDOWN_TIMEOUT)
-    await runner.setup()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        # Published before the sockets open, so the first client to get an
-        # answer can already see it.
-        engine.events.publish("daemon", "start", engine.engine_id, {"name": socket.gethostname()})
-        for name, sock, ssl_context in sockets:
-            site = web.SockSite(runner, sock, ssl_context=ssl_context)  # type: ignore[arg-type]
-            await site.start()
-            log.info("API listen on %s", name)
-        log.info("Daemon has completed initialization (dockyardd %s, data root %s)", __version__,
-                 config.data_root)
-        await stop.wait()
-        log.info("Processing signal, shutting down (containers keep running: live-restore)")
-    finally:
-        # End the endless responses first (event streams), so the runner's
-        # graceful wait is for real requests only.
-        engine.events.close()
-        await runner.cleanup()
-        if engine.containers is not None:
-            # Stops watching only: containers keep running (live-restore).
-            await engine.containers.close()  # type: ignore[attr-defined]
-        engine.close()
+    async with open_engine(config) as engine:
+        app = build_app(engine)
+        runner = web.AppRunner(app, handle_signals=False, access_log=log if config.debug else None,
+                               access_log_format='"%r" %s %b %Tfs', shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            # Published before the sockets open, so the first client to get an
+            # answer can already see it.
+            engine.events.publish("daemon", "start", engine.engine_id, {"name": socket.gethostname()})
+            for name, sock, ssl_context in sockets:
+                site = web.SockSite(runner, sock, ssl_context=ssl_context)  # type: ignore[arg-type]
+                await site.start()
+                log.info("API listen on %s", name)
+            log.info("Daemon has completed initialization (dockyardd %s, data root %s)", __version__,
+                     config.data_root)
+            await stop.wait()
+            log.info("Processing signal, shutting down (containers keep running: live-restore)")
+        finally:
+            # End the endless responses first (event streams), so the runner's
+            # graceful wait is for real requests only; leaving open_engine then
+            # closes the services.
+            engine.events.close()
+            await runner.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

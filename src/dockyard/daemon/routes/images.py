@@ -36,7 +36,7 @@ NO_REGISTRY = ("no registry configured yet: Dockyard cannot pull images (pulling
 
 
 def service(request: web.Request) -> Any:
-    return engine_of(request).image_service()
+    return engine_of(request).images
 
 
 def progress_adapter(report: Reporter) -> Callable[[Any], None]:
@@ -116,7 +116,7 @@ def _go_duration(text: str) -> float | None:
 # -- listing ---------------------------------------------------------------------
 
 def list_images(engine: Engine, filters: Filters, all_images: bool, api: tuple[int, ...]) -> list[dict[str, Any]]:
-    svc = engine.image_service()
+    svc = engine.images
     images = svc.list_images(all_images=all_images)
     dangling = filters.bool_value("dangling")
     created_bounds: list[tuple[str, float]] = []
@@ -162,15 +162,13 @@ def _versioned_summary(image: dict[str, Any], api: tuple[int, ...]) -> dict[str,
 
 
 def image_count(engine: Engine) -> int:
-    return len(engine.image_service().list_images(all_images=True))
+    return len(engine.images.list_images(all_images=True))
 
 
 def disk_usage(engine: Engine, api: tuple[int, ...]) -> tuple[list[dict[str, Any]], int]:
     """``/system/df`` Images entries (with SharedSize and Containers) and
     LayersSize (every layer once)."""
-    if engine.images is None:
-        return [], 0
-    svc = engine.image_service()
+    svc = engine.images
     meta = svc.store.metadata
     layer_sizes = {str(layer.chain_id): layer.size for layer in meta.layers()}
     layer_users: dict[str, int] = {}
@@ -179,10 +177,9 @@ def disk_usage(engine: Engine, api: tuple[int, ...]) -> tuple[list[dict[str, Any
         for chain in record.layers:
             layer_users[str(chain)] = layer_users.get(str(chain), 0) + 1
     containers_per_image: dict[str, int] = {}
-    if engine.containers is not None:
-        for summary in engine.containers.disk_usage():
-            image_id = summary.get("ImageID", "")
-            containers_per_image[image_id] = containers_per_image.get(image_id, 0) + 1
+    for summary in engine.containers.disk_usage():
+        image_id = summary.get("ImageID", "")
+        containers_per_image[image_id] = containers_per_image.get(image_id, 0) + 1
     out = []
     for image in svc.list_images(all_images=True):
         record = records.get(image["Id"])
@@ -198,7 +195,6 @@ def disk_usage(engine: Engine, api: tuple[int, ...]) -> tuple[list[dict[str, Any
 
 async def get_images(request: web.Request) -> web.StreamResponse:
     engine = engine_of(request)
-    engine.image_service()
     filters = Filters.parse(request.query.get("filters"), allowed=LIST_FILTERS)
     # Old clients send ?filter=name (API < 1.28): a reference filter.
     if request.query.get("filter"):
@@ -242,11 +238,6 @@ async def tag_image(request: web.Request) -> web.StreamResponse:
 
 def image_users(engine: Engine, image_id: Any) -> list[Any]:
     """Containers using ``image_id`` as dockyard.image's ImageUser values."""
-    if engine.containers is None:
-        return []
-    feed = getattr(engine.containers, "image_users", None)
-    if feed is not None:
-        return list(feed(image_id))
     from dockyard.image.service import ImageUser
 
     users = []
@@ -298,7 +289,7 @@ async def create_image(request: web.Request) -> web.StreamResponse:
     if from_src != "-":
         raise InvalidArgument(f"importing from {from_src!r} is not supported: Dockyard does not download; "
                               "fetch the file and import it from standard input (fromSrc=-)")
-    svc = engine.image_service()
+    svc = engine.images
     _check_platform(query.get("platform"), svc)
     repo = query.get("repo", "")
     tag = query.get("tag", "")
@@ -342,7 +333,7 @@ def _check_platform(platform: str | None, svc: Any) -> None:
 
 async def load_images(request: web.Request) -> web.StreamResponse:
     engine = engine_of(request)
-    svc = engine.image_service()
+    svc = engine.images
     quiet = query_bool(request, "quiet")
     body = BodyReader(request.content, asyncio.get_running_loop())
     stream = JSONMessageStream(request)
@@ -361,7 +352,7 @@ async def load_images(request: web.Request) -> web.StreamResponse:
 
 async def save_images(request: web.Request) -> web.StreamResponse:
     engine = engine_of(request)
-    svc = engine.image_service()
+    svc = engine.images
     if "name" in request.match_info:
         names = [request.match_info["name"]]
     else:
@@ -400,12 +391,12 @@ async def save_images(request: web.Request) -> web.StreamResponse:
 # -- prune -----------------------------------------------------------------------
 
 def prune(engine: Engine, filters: Filters) -> dict[str, Any]:
-    svc = engine.image_service()
+    svc = engine.images
     meta = svc.store.metadata
     dangling = filters.bool_value("dangling")
     only_dangling = dangling is not False
     until = [_timestamp(v, "until") for v in filters.get("until")]
-    in_use = engine.image_ids_in_use()
+    in_use = engine.containers.image_ids_in_use()
     deleted: list[dict[str, str]] = []
     reclaimed = 0
     candidates = svc.list_images(all_images=True)
@@ -441,7 +432,6 @@ def prune(engine: Engine, filters: Filters) -> dict[str, Any]:
 
 async def prune_images(request: web.Request) -> web.StreamResponse:
     engine = engine_of(request)
-    engine.image_service()
     filters = Filters.parse(request.query.get("filters"), allowed=PRUNE_FILTERS)
     report = await in_executor(prune, engine, filters)
     engine.events.publish("image", "prune", "", {"reclaimed": str(report["SpaceReclaimed"])})
@@ -452,7 +442,7 @@ async def prune_images(request: web.Request) -> web.StreamResponse:
 
 async def bootstrap(request: web.Request) -> web.StreamResponse:
     engine = engine_of(request)
-    svc = engine.image_service()
+    svc = engine.images
     base = request.query.get("name", "busybox")
     tag = request.query.get("tag") or None
     stream = JSONMessageStream(request)

@@ -78,8 +78,6 @@ async def version(request: web.Request) -> web.StreamResponse:
 
 
 def _image_count(engine: Engine) -> int:
-    if engine.images is None:
-        return 0
     from dockyard.daemon.routes.images import image_count
 
     return image_count(engine)
@@ -87,7 +85,7 @@ def _image_count(engine: Engine) -> int:
 
 def _info(engine: Engine, subscribers: int) -> dict:
     config = engine.config
-    counts = engine.container_counts()
+    counts = engine.containers.counts()
     v2 = sysinfo.cgroup_version() == "2"
     warnings = []
     if not sysinfo.cgroup_has("memory", "memory.memsw.limit_in_bytes") and not v2:
@@ -243,8 +241,7 @@ async def system_df(request: web.Request) -> web.StreamResponse:
         doc["LayersSize"] = layers_size
         doc["Images"] = images
     if not types or "container" in types:
-        doc["Containers"] = (await loop.run_in_executor(None, engine.containers.disk_usage)
-                             if engine.containers is not None else [])
+        doc["Containers"] = await loop.run_in_executor(None, engine.containers.disk_usage)
     if not types or "volume" in types:
         doc["Volumes"] = []  # TODO(issue 4): volumes come with the volume service
     if not types or "build-cache" in types:
