@@ -201,6 +201,8 @@ class ContainerService:
         self._stream_pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="dockyard-stream")
         self._closed = False
         self._opened = False
+        from ..runtime.cgroups.warmup import MigrationWarmer
+        self._cgroup_warmer = MigrationWarmer()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -670,6 +672,13 @@ class ContainerService:
         return cdir, spec
 
     async def _start_locked(self, c: Container) -> None:
+        # The runtime's move of the init into its cgroup waits for an RCU
+        # grace period unless one passed just before: let that wait run
+        # beside the bundle's preparation and the supervisor's spawn.
+        with self._cgroup_warmer.held():
+            await self._spawn_locked(c)
+
+    async def _spawn_locked(self, c: Container) -> None:
         try:
             bundle, spec = await self._io(self._prepare_bundle, c)
         except DockyardError as exc:
