@@ -18,6 +18,7 @@ from dockyard.errors import FailedPrecondition, InvalidArgument, NotFound
 from dockyard.image import ApplyOptions, ChangeKind, ImageService, ImageUser
 from dockyard.image.bootstrap import bootstrap_busybox, write_busybox_rootfs
 from dockyard.oci.digest import Digest
+from dockyard.oci.image import format_time
 from dockyard.store import mounted, open_store
 
 from .conftest import classic_save_tar, layer_tar
@@ -293,9 +294,11 @@ def test_commit_changes_export(service: ImageService, store, data_root: Path):
     assert info["Config"]["Env"] == ["PATH=/bin", "EXTRA=1"]
     assert info["Config"]["Cmd"] == ["cat", "/added/file"]
     assert info["Author"] == "tester" and info["Container"] == "f" * 64
+    assert info["Comment"] == "a commit"  # docker commit -m: the config's comment
     assert len(info["RootFS"]["Layers"]) == 2
     history = service.history("committed:1")
     assert [h["CreatedBy"] for h in history] == ["sh -c edit", "layer 0"]
+    assert history[0]["Comment"] == "a commit"
     assert history[0]["Id"] == str(new_id) and history[1]["Id"] == str(base_id)
     assert history[0]["Size"] == len(b"changed") + 1000 + len("/bin/tool")
     # the new image, run as a fresh container, shows the changes
@@ -313,6 +316,66 @@ def test_commit_changes_export(service: ImageService, store, data_root: Path):
     records = service.remove("committed:1")
     assert {"Deleted": str(new_id)} in records
     assert {"Deleted": str(base_id)} not in records  # still tagged base:1
+
+
+def _layer_names(store, service: ImageService, image: str) -> list[str]:
+    """What the image's top layer holds (its own dir), relative paths."""
+    top = Path(store.snapshotter.fs_dir(str(service.top_layer(image))))
+    return sorted(str(p.relative_to(top)) for p in top.rglob("*"))
+
+
+def test_commit_and_changes_leave_out_the_runtime_mount_points(service: ImageService, store, data_root: Path):
+    """The empty files a runtime makes to bind-mount /etc/hostname, hosts and
+    resolv.conf on are not the container's changes and not in its commit;
+    /etc goes with them when nothing else changed there."""
+    service.load(io.BytesIO(classic_save_tar([([layer_tar(BASE)], {"Cmd": ["sh"]}, ["base:1"])])))
+    stubs = ("hostname", "hosts", "resolv.conf")
+
+    def container(key: str, write) -> None:
+        mounts = _container(store, service, "base:1", key)
+        with mounted(mounts, _target(data_root / key)) as root:
+            for name in stubs:
+                (Path(root) / "etc" / name).touch()
+            write(Path(root))
+
+    container("only-stubs", lambda root: None)
+    assert service.changes("only-stubs") == []
+    service.commit("only-stubs", base_image="base:1", reference="stubs:1")
+    assert _layer_names(store, service, "stubs:1") == []
+
+    def user_writes(root: Path) -> None:
+        (root / "etc" / "motd").write_text("mine")
+        (root / "etc" / "hosts").write_text("10.0.0.1 db\n")  # written while stopped: a real change
+
+    container("written", user_writes)
+    assert {(c.path, c.kind) for c in service.changes("written")} == {
+        ("/etc", ChangeKind.MODIFIED), ("/etc/motd", ChangeKind.MODIFIED), ("/etc/hosts", ChangeKind.ADDED)}
+    service.commit("written", base_image="base:1", reference="written:1")
+    assert _layer_names(store, service, "written:1") == ["etc", "etc/hosts", "etc/motd"]
+
+    container("chmodded", lambda root: (root / "etc").chmod(0o700))
+    assert [(c.path, c.kind) for c in service.changes("chmodded")] == [("/etc", ChangeKind.MODIFIED)]
+
+
+def test_mount_point_stubs_in_plain_directories(tmp_path: Path):
+    """The same rule for snapshotters without overlay (a full copy of the
+    image's tree beside the container's)."""
+    from dockyard.image import diff
+
+    image, own = tmp_path / "image", tmp_path / "own"
+    for tree in (image, own):
+        (tree / "etc").mkdir(parents=True)
+        (tree / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+        os.utime(tree / "etc" / "passwd", (1, 1))
+    os.utime(image / "etc", (1, 1))
+    (own / "etc" / "hosts").touch()
+    (own / "etc" / "resolv.conf").write_text("nameserver 10.0.0.1\n")
+    skip = diff.mount_point_stubs(own, [image])
+    assert skip == {b"etc/hosts"}
+    assert [(c.path, c.kind) for c in diff.diff_dirs(image, own, skip=skip)] == [
+        ("/etc", ChangeKind.MODIFIED), ("/etc/resolv.conf", ChangeKind.ADDED)]
+    (own / "etc" / "resolv.conf").unlink()
+    assert diff.diff_dirs(image, own, skip=diff.mount_point_stubs(own, [image])) == []
 
 
 def test_commit_prune_removes_untagged_parent(service: ImageService, store, data_root: Path):
@@ -402,6 +465,9 @@ def test_bootstrap_busybox_is_deterministic(service: ImageService, store, data_r
     first = bootstrap_busybox(service)
     info = service.inspect("busybox")
     assert info["Config"]["Cmd"] == ["sh"] and info["RepoTags"] == ["busybox:latest"]
+    # Created when the busybox binary was, to the second.
+    assert info["Created"] == format_time(os.stat("/bin/busybox").st_mtime_ns // 1_000_000_000)
+    assert service.history("busybox")[0]["Created"] == os.stat("/bin/busybox").st_mtime_ns // 1_000_000_000
     other = open_store(data_root / "other")
     try:
         assert bootstrap_busybox(ImageService(other)).image_id == first.image_id

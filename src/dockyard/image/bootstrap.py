@@ -27,13 +27,13 @@ from typing import BinaryIO
 from ..errors import InvalidArgument, Unavailable
 from ..oci import mediatype
 from ..oci.digest import Digest
-from ..oci.image import ContainerConfig, History, ImageConfig, RootFS
+from ..oci.image import ContainerConfig, History, ImageConfig, RootFS, format_time
 from . import tarfmt
 from .progress import IMPORTING, ProgressEvent, ProgressFn, reporter
 from .service import ImageService
 
-#: every time in a bootstrapped image (entries and config): fixed, so the
-#: image ID depends only on the busybox binary
+#: every file time in a bootstrapped image's layer: fixed, so the layer
+#: depends only on the busybox binary
 EPOCH = "1970-01-01T00:00:00Z"
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -156,15 +156,21 @@ def bootstrap_busybox(service: ImageService, reference: str = "busybox:latest", 
     with service._operation() as lease:
         with store.content.open_writer(ref="bootstrap-busybox") as writer:
             version = write_busybox_rootfs(_Hashing(writer), busybox)
+            # The image was made when its one program was: the binary's
+            # mtime (whole seconds: the image ID stays a function of the binary).
+            try:
+                created = format_time(os.stat(busybox).st_mtime_ns // 1_000_000_000)
+            except OSError as exc:
+                raise Unavailable(f"cannot read {busybox}: {exc}") from None
             blob = writer.commit(before_publish=service._protect(lease))
         diff_id = blob.digest  # uncompressed: the blob is the tar
         report(ProgressEvent(IMPORTING, "busybox", blob.size, blob.size))
         layer = service._ensure_layer(lease, None, diff_id, blob.digest, mediatype.OCI_LAYER, report)
-        history = History(created=EPOCH, created_by=f"dockyard image bootstrap busybox ({version})")
+        history = History(created=created, created_by=f"dockyard image bootstrap busybox ({version})")
         config = ImageConfig(
             architecture=service.platform.architecture, os=service.platform.os, variant=service.platform.variant,
             config=ContainerConfig(env=(DEFAULT_PATH,), cmd=("sh",)), rootfs=RootFS(diff_ids=(diff_id,)),
-            history=(history,), created=EPOCH)
+            history=(history,), created=created)
         image_id = service._finish(lease, config, [layer.chain_id], layer.size, None, reference)
     return Bootstrapped(image_id, reference, version)
 

@@ -18,6 +18,10 @@ and for trees that are not overlay layers, :func:`diff_dirs` /
 :func:`write_dir_diff` compare two plain directories (Docker's "naive
 diff": same type, mode, owner, size, mtime and xattrs means unchanged).
 
+Each takes ``skip``: paths (relative, bytes) left out as if they were not
+there; :func:`mount_point_stubs` finds the ones a container's runtime made
+and nobody wrote.
+
 Output is deterministic: entries in depth-first order with the names of
 each directory sorted bytewise, times in whole seconds, no user or group
 names, xattrs sorted.
@@ -45,6 +49,12 @@ OVERLAY_METACOPY_XATTR = "trusted.overlay.metacopy"
 _SKIP_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.", "security.selinux")
 
 _COPY_CHUNK = 1 << 20
+
+#: Files a container's runtime bind-mounts over the image's (the
+#: container's own /etc/hostname, /etc/hosts, /etc/resolv.conf), relative.
+RUNTIME_MOUNT_POINTS = (b"etc/hostname", b"etc/hosts", b"etc/resolv.conf")
+
+_NOTHING: frozenset[bytes] = frozenset()
 
 
 class ChangeKind(enum.IntEnum):
@@ -388,7 +398,8 @@ def _redirect_target(rel: bytes, redirect: bytes) -> bytes:
 
 
 def write_layer(upper: str | os.PathLike | bytes, out: BinaryIO,
-                lowers: Sequence[str | os.PathLike | bytes] = (), *, hashed: bool = True) -> WrittenLayer:
+                lowers: Sequence[str | os.PathLike | bytes] = (), *, hashed: bool = True,
+                skip: frozenset[bytes] = _NOTHING) -> WrittenLayer:
     """Write the overlay upper dir ``upper`` as a layer tar to ``out``.
 
     ``lowers`` (the snapshot's parent layer dirs, top first) are needed
@@ -400,14 +411,17 @@ def write_layer(upper: str | os.PathLike | bytes, out: BinaryIO,
     upper_b = _dir(upper)
     stack = LayerStack([upper_b, *lowers])
     writer = LayerTarWriter(out, hashed)
-    _write_upper(writer, stack, upper_b, b"")
+    _write_upper(writer, stack, upper_b, b"", skip)
     return writer.close()
 
 
-def _write_upper(writer: LayerTarWriter, stack: LayerStack, directory: bytes, rel: bytes) -> None:
+def _write_upper(writer: LayerTarWriter, stack: LayerStack, directory: bytes, rel: bytes,
+                 skip: frozenset[bytes]) -> None:
     for name in _sorted_names(directory):
         path = directory + b"/" + name
         child = _join(rel, name)
+        if child in skip:
+            continue
         st = os.lstat(path)
         if _is_whiteout(st):
             writer.add_whiteout(rel, name, st)
@@ -431,7 +445,7 @@ def _write_upper(writer: LayerTarWriter, stack: LayerStack, directory: bytes, re
             continue
         if _is_opaque(path):
             writer.add_opaque(child, st)
-        _write_upper(writer, stack, path, child)
+        _write_upper(writer, stack, path, child, skip)
 
 
 def _write_merged(writer: LayerTarWriter, stack: LayerStack, rel: bytes, sources: list[bytes]) -> None:
@@ -446,20 +460,22 @@ def _write_merged(writer: LayerTarWriter, stack: LayerStack, rel: bytes, sources
 
 
 def write_merged(layers: Sequence[str | os.PathLike | bytes], out: BinaryIO, *,
-                 hashed: bool = True) -> WrittenLayer:
+                 hashed: bool = True, skip: frozenset[bytes] = _NOTHING) -> WrittenLayer:
     """The merged filesystem of ``layers`` (topmost first) as one tar with
     no whiteouts: ``docker export``."""
     stack = LayerStack(layers)
     writer = LayerTarWriter(out, hashed)
     for rel, path, st, _ in stack.walk():
-        writer.add(rel, path, st)
+        if rel not in skip:
+            writer.add(rel, path, st)
     return writer.close()
 
 
 # -- change lists ------------------------------------------------------------
 
 
-def changes(upper: str | os.PathLike | bytes, lowers: Sequence[str | os.PathLike | bytes] = ()) -> list[Change]:
+def changes(upper: str | os.PathLike | bytes, lowers: Sequence[str | os.PathLike | bytes] = (), *,
+            skip: frozenset[bytes] = _NOTHING) -> list[Change]:
     """Docker's change list for a container whose writable layer is
     ``upper`` over ``lowers`` (top first): A for paths not in the lowers, C
     for paths in both (a directory is C when anything in it changed, since
@@ -468,16 +484,18 @@ def changes(upper: str | os.PathLike | bytes, lowers: Sequence[str | os.PathLike
     upper_b = _dir(upper)
     lower_stack = LayerStack(lowers) if lowers else None
     found: list[Change] = []
-    _changes_in(upper_b, (), lower_stack, found)
+    _changes_in(upper_b, (), lower_stack, found, skip)
     found.sort(key=lambda change: change.path)
     return found
 
 
 def _changes_in(directory: bytes, parts: tuple[bytes, ...], lowers: LayerStack | None,
-                found: list[Change]) -> None:
+                found: list[Change], skip: frozenset[bytes]) -> None:
     for name in _sorted_names(directory):
         path = directory + b"/" + name
         child = parts + (name,)
+        if skip and b"/".join(child) in skip:
+            continue
         shown = "/" + os.fsdecode(b"/".join(child))
         st = os.lstat(path)
         if _is_whiteout(st):
@@ -493,7 +511,7 @@ def _changes_in(directory: bytes, parts: tuple[bytes, ...], lowers: LayerStack |
             for lower_name, _, _, _ in lowers.children(_lower_sources(lowers, child)):
                 if lower_name not in present:
                     found.append(Change(shown + "/" + os.fsdecode(lower_name), ChangeKind.DELETED))
-        _changes_in(path, child, lowers, found)
+        _changes_in(path, child, lowers, found, skip)
 
 
 def _lower_sources(lowers: LayerStack, parts: tuple[bytes, ...]) -> list[bytes]:
@@ -532,7 +550,8 @@ def _same(a: os.stat_result, b: os.stat_result, path_a: bytes, path_b: bytes) ->
     return _xattrs(path_a) == _xattrs(path_b)
 
 
-def _dir_diff(old: bytes, new: bytes, rel: bytes) -> Iterator[tuple[ChangeKind, bytes, bytes, os.stat_result | None]]:
+def _dir_diff(old: bytes, new: bytes, rel: bytes,
+              skip: frozenset[bytes]) -> Iterator[tuple[ChangeKind, bytes, bytes, os.stat_result | None]]:
     """(kind, relative name, path in new or old, stat) in writing order."""
     old_names = set(os.listdir(old)) if old else set()
     new_names = _sorted_names(new)
@@ -541,6 +560,8 @@ def _dir_diff(old: bytes, new: bytes, rel: bytes) -> Iterator[tuple[ChangeKind, 
     for name in new_names:
         path = new + b"/" + name
         child = _join(rel, name)
+        if child in skip:
+            continue
         st = os.lstat(path)
         old_path = old + b"/" + name if name in old_names else b""
         old_st = _lstat(old_path) if old_path else None
@@ -550,39 +571,81 @@ def _dir_diff(old: bytes, new: bytes, rel: bytes) -> Iterator[tuple[ChangeKind, 
             # directory comes with all its content.
             yield ChangeKind.ADDED if old_st is None else ChangeKind.MODIFIED, child, path, st
             if stat.S_ISDIR(st.st_mode):
-                yield from _dir_diff(b"", path, child)
+                yield from _dir_diff(b"", path, child, skip)
             continue
         if not _same(old_st, st, old_path, path):
             yield ChangeKind.MODIFIED, child, path, st
             if stat.S_ISDIR(st.st_mode):
-                yield from _dir_diff(old_path, path, child)
+                yield from _dir_diff(old_path, path, child, skip)
             continue
         if stat.S_ISDIR(st.st_mode):
-            inner = list(_dir_diff(old_path, path, child))
+            inner = list(_dir_diff(old_path, path, child, skip))
             if inner:
                 # Docker lists a directory whose content changed as C.
                 yield ChangeKind.MODIFIED, child, path, st
                 yield from inner
 
 
-def diff_dirs(old: str | os.PathLike | bytes, new: str | os.PathLike | bytes) -> list[Change]:
+def diff_dirs(old: str | os.PathLike | bytes, new: str | os.PathLike | bytes, *,
+              skip: frozenset[bytes] = _NOTHING) -> list[Change]:
     """The change list from tree ``old`` to tree ``new``, sorted by path."""
-    found = [Change("/" + os.fsdecode(rel), kind) for kind, rel, _, _ in _dir_diff(_dir(old), _dir(new), b"")]
+    found = [Change("/" + os.fsdecode(rel), kind) for kind, rel, _, _ in _dir_diff(_dir(old), _dir(new), b"", skip)]
     found.sort(key=lambda change: change.path)
     return found
 
 
 def write_dir_diff(old: str | os.PathLike | bytes, new: str | os.PathLike | bytes, out: BinaryIO, *,
-                   hashed: bool = True) -> WrittenLayer:
+                   hashed: bool = True, skip: frozenset[bytes] = _NOTHING) -> WrittenLayer:
     """The layer tar that turns tree ``old`` into tree ``new``."""
     writer = LayerTarWriter(out, hashed)
-    for kind, rel, path, st in _dir_diff(_dir(old), _dir(new), b""):
+    for kind, rel, path, st in _dir_diff(_dir(old), _dir(new), b"", skip):
         if kind is ChangeKind.DELETED:
             parent, _, name = rel.rpartition(b"/")
             writer.add_whiteout(parent, name, st)
         else:
             writer.add(rel, path, st)
     return writer.close()
+
+
+# -- what the runtime made ---------------------------------------------------
+
+
+def mount_point_stubs(own: str | os.PathLike | bytes, lowers: Sequence[str | os.PathLike | bytes] = (),
+                      targets: Iterable[bytes] = RUNTIME_MOUNT_POINTS) -> frozenset[bytes]:
+    """The paths in a container's own dir ``own`` (over image layers
+    ``lowers``, top first) that exist only as mount points: each of
+    ``targets`` that is an empty regular file where the image has none,
+    and their directory when nothing else changed in it (an upper dir
+    holding only them, with the image's mode and owner, or made for them).
+
+    Docker makes these mount points in an init layer between the image and
+    the container's layer, so diff and commit never see them; ours are in
+    the container's own layer and are left out by passing the result as
+    ``skip``.  What a user wrote there (a non-empty file, e.g. by ``docker
+    cp`` while stopped) is a real change and is kept."""
+    own_b = _dir(own)
+    image = LayerStack(lowers) if lowers else None
+    stubs = set()
+    for rel in targets:
+        st = _lstat(own_b + b"/" + rel)
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != 0:
+            continue
+        if image is not None and image.lookup(rel.split(b"/")) is not None:
+            continue
+        stubs.add(rel)
+    for parent in {rel.rpartition(b"/")[0] for rel in stubs} - {b""}:
+        inside = {_join(parent, name) for name in os.listdir(own_b + b"/" + parent)}
+        if not inside <= stubs:
+            continue  # something else changed in it: the directory is a real change
+        st = os.lstat(own_b + b"/" + parent)
+        in_image = image.lookup(parent.split(b"/")) if image is not None else None
+        if in_image is None or _same_owner_mode(st, in_image):
+            stubs.add(parent)
+    return frozenset(stubs)
+
+
+def _same_owner_mode(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_mode, a.st_uid, a.st_gid) == (b.st_mode, b.st_uid, b.st_gid)
 
 
 def iter_changes_letters(found: Iterable[Change]) -> Iterator[str]:

@@ -730,22 +730,28 @@ class ImageService:
             if expected and parent_chain != expected[-1]:
                 raise FailedPrecondition(
                     f"snapshot {snapshot_key} is not based on image {base_id} (parent {parent_name})")
+        # The runtime's mount points are the container's, not the image's.
+        stubs = diff.mount_point_stubs(own, lowers)
         with self._operation() as lease:
             report(ProgressEvent(WRITING_LAYER, short(container_id) if container_id else ""))
             if overlay:
                 def write(out: BinaryIO) -> diff.WrittenLayer:
-                    return diff.write_layer(own, out, lowers, hashed=False)
+                    return diff.write_layer(own, out, lowers, hashed=False, skip=stubs)
             elif lowers:
                 def write(out: BinaryIO) -> diff.WrittenLayer:
-                    return diff.write_dir_diff(lowers[0], own, out, hashed=False)
+                    return diff.write_dir_diff(lowers[0], own, out, hashed=False, skip=stubs)
             else:
                 def write(out: BinaryIO) -> diff.WrittenLayer:
-                    return diff.write_merged([own], out, hashed=False)
+                    return diff.write_merged([own], out, hashed=False, skip=stubs)
             layer = self._commit_layer(lease, parent_chain, write)
             diff_id = layer.diff_id
             history = History(created=format_time(), created_by=created_by or None, author=author or None,
                               comment=comment or None)
             extra = {"container": container_id} if container_id else {}
+            if comment:
+                # Docker's commit message: the config's top-level comment
+                # (inspect's Comment), besides the history entry's.
+                extra["comment"] = comment
             image_config = self._new_config(base, new_config, diff_id, history, author or None, extra)
             base_record = store.metadata.get_image(base_id) if base_id is not None else None
             layers = list(base_record.layers if base_record else ()) + [layer.chain_id]
@@ -808,15 +814,17 @@ class ImageService:
             media_type=mediatype.OCI_LAYER, compressed_size=blob.size))
 
     def changes(self, snapshot_key: str) -> list[diff.Change]:
-        """``docker diff`` of a container's active snapshot."""
+        """``docker diff`` of a container's active snapshot (without the
+        runtime's mount points, as commit)."""
         own, lowers, overlay = self._container_dirs(snapshot_key)
+        stubs = diff.mount_point_stubs(own, lowers)
         if overlay:
-            return diff.changes(own, lowers)
+            return diff.changes(own, lowers, skip=stubs)
         if lowers:
-            return diff.diff_dirs(lowers[0], own)
+            return diff.diff_dirs(lowers[0], own, skip=stubs)
         empty = own.parent / ".empty-for-diff"
         empty.mkdir(exist_ok=True)
-        return diff.diff_dirs(empty, own)
+        return diff.diff_dirs(empty, own, skip=stubs)
 
     def export(self, snapshot_key: str, out: BinaryIO) -> diff.WrittenLayer:
         """``docker export``: a container's whole filesystem as one tar."""

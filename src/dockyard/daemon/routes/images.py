@@ -238,14 +238,7 @@ async def tag_image(request: web.Request) -> web.StreamResponse:
 
 def image_users(engine: Engine, image_id: Any) -> list[Any]:
     """Containers using ``image_id`` as dockyard.image's ImageUser values."""
-    from dockyard.image.service import ImageUser
-
-    users = []
-    for summary in engine.containers.disk_usage():
-        if summary.get("ImageID") == str(image_id):
-            users.append(ImageUser(summary.get("Id", ""), summary.get("State") in ("running", "paused",
-                                                                                   "restarting")))
-    return users
+    return list(engine.containers.image_users(image_id))
 
 
 async def delete_image(request: web.Request) -> web.StreamResponse:
