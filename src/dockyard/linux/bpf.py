@@ -1,5 +1,4 @@
-"""bpf(2) glue: load, attach, query and detach eBPF programs; and an
-inotify watch for cgroup v2 event files.
+"""bpf(2) glue: load, attach, query and detach eBPF programs.
 
 Only what the cgroup v2 device controller needs lives here: cgroup v2 has
 no ``devices.allow`` file, so the allow-list is an eBPF program of type
@@ -23,7 +22,7 @@ import struct
 
 from .libc import check, libc
 
-#: bpf(2) syscall number by machine (asm/unistd.h); inotify has libc wrappers.
+#: bpf(2) syscall number by machine (asm/unistd.h): libc has no wrapper.
 _SYS_BPF = {
     "x86_64": 321,
     "aarch64": 280,
@@ -136,21 +135,3 @@ def prog_query(target_fd: int, attach_type: int, max_progs: int = 64) -> tuple[i
 def prog_get_fd_by_id(prog_id: int) -> int:
     return _bpf(BPF_PROG_GET_FD_BY_ID, _attr("=I", prog_id), "bpf(BPF_PROG_GET_FD_BY_ID)")
 
-
-# inotify(7): cgroup v2 reports events (memory.events, cgroup.events) as
-# "file modified" notifications, which inotify turns into a readable fd.
-IN_MODIFY = 0x00000002
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
-
-
-def inotify_watch(path: str | os.PathLike, mask: int = IN_MODIFY) -> int:
-    """An inotify fd (non-blocking, close-on-exec) watching ``path``; it
-    becomes readable when the watched event happens.  The caller closes it."""
-    fd = check(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
-    try:
-        check(libc.inotify_add_watch(fd, os.fsencode(path), ctypes.c_uint32(mask)), "inotify_add_watch", os.fsdecode(path))
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd

@@ -244,7 +244,7 @@ class CgroupV2:
         path = self._file("memory.events")
         if not os.path.exists(path):
             return None
-        from dockyard.linux.bpf import inotify_watch  # ctypes, only for the supervisor
+        from dockyard.linux.inotify import inotify_watch  # ctypes, only for the supervisor
 
         try:
             return inotify_watch(path)
