@@ -4,14 +4,13 @@ codes as docker's, host selection, start-up cost."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 
-from daemon.harness import Dockyardd, _daemon_env, make_root, run_cli, run_docker
+from daemon.harness import Dockyardd, _daemon_env, run_cli, run_docker
 from dockyard import __version__
 
 

@@ -5,14 +5,12 @@ request bodies, error mapping, live events."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import sys
 import threading
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from aiohttp import web

@@ -59,7 +59,7 @@ import secrets
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from ..errors import InvalidArgument
 from ..oci.digest import Digest
@@ -118,11 +118,11 @@ class Store:
                *, lease: str | None = None, ref: str | None = None) -> BlobInfo:
         """Ingest a blob; with ``lease``, the blob is added to the lease
         before it becomes visible (so GC can never take it in between)."""
-        hook: Callable[[Digest], None] | None = None
-        if lease is not None:
-            def hook(digest: Digest) -> None:
-                self.leases.add_resource(lease, CONTENT, str(digest))
-        return self.content.ingest(source, expected, size, ref=ref, before_publish=hook)
+        def protect(digest: Digest) -> None:
+            self.leases.add_resource(lease, CONTENT, str(digest))
+
+        return self.content.ingest(source, expected, size, ref=ref,
+                                   before_publish=protect if lease is not None else None)
 
     def collect(self, dry_run: bool = False) -> GCReport:
         return collect(self, dry_run=dry_run)

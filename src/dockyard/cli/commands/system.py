@@ -241,7 +241,7 @@ def parse_filter_flags(values: list[str]) -> dict[str, list[str]]:
     for item in values:
         key, sep, value = item.partition("=")
         if not sep:
-            raise UsageError(f"bad format of filter (expected name=value)", status=1)
+            raise UsageError("bad format of filter (expected name=value)", status=1)
         filters.setdefault(key.strip().lower(), []).append(value)
     return filters
 
