@@ -18,10 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dockyard.errors import InvalidArgument
-
 from . import LogEntry, Partial
-from .logfile import FileOptions, RotatingFile, parse_file_options, read_entries
+from .logfile import FileLogReader, FileLogWriter, FileOptions, parse_file_options, require_path
 from .timefmt import parse_rfc3339, rfc3339nano
 
 #: Options dockerd accepts for json-file; the attribute ones (labels, env,
@@ -81,20 +79,6 @@ def validate(options: dict[str, str]) -> FileOptions:
     return parse_file_options("json-file", options, known=KNOWN_OPTIONS, defaults=DEFAULTS)
 
 
-class JSONFileWriter:
-    def __init__(self, path: Path, options: FileOptions) -> None:
-        self._file = RotatingFile(path, options)
-
-    def write(self, stream: str, line: bytes, timestamp: int, partial: Partial | None = None) -> None:
-        self._file.append(encode_entry(stream, line, timestamp, partial), timestamp)
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
 def decode(buf: bytes) -> tuple[list[LogEntry], int]:
     entries = []
     start = 0
@@ -117,22 +101,9 @@ def decode(buf: bytes) -> tuple[list[LogEntry], int]:
     return entries, start
 
 
-class JSONFileReader:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def read(self, *, since=None, until=None, tail=None, follow=False, stop=None, poll_interval=0.05, wait=None):
-        return read_entries(self.path, decode, since=since, until=until, tail=tail, follow=follow, stop=stop,
-                            poll_interval=poll_interval, wait=wait)
+def open_writer(path: Path | None, options: dict[str, str]) -> FileLogWriter:
+    return FileLogWriter(require_path("json-file", path), validate(options), encode_entry)
 
 
-def open_writer(path: Path | None, options: dict[str, str]) -> JSONFileWriter:
-    if path is None:
-        raise InvalidArgument("json-file needs a log path")
-    return JSONFileWriter(path, validate(options))
-
-
-def open_reader(path: Path | None, options: dict[str, str]) -> JSONFileReader:
-    if path is None:
-        raise InvalidArgument("json-file needs a log path")
-    return JSONFileReader(path)
+def open_reader(path: Path | None, options: dict[str, str]) -> FileLogReader:
+    return FileLogReader(require_path("json-file", path), decode)

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dockyard.errors import InvalidArgument
-
 from . import LogEntry, Partial
-from .logfile import FileOptions, RotatingFile, parse_file_options, read_entries
+from .logfile import FileLogReader, FileLogWriter, FileOptions, parse_file_options, require_path
 
 KNOWN_OPTIONS = frozenset({"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex",
                            "tag"})
@@ -163,36 +161,9 @@ def validate(options: dict[str, str]) -> FileOptions:
     return parse_file_options("local", options, known=KNOWN_OPTIONS, defaults=DEFAULTS)
 
 
-class LocalWriter:
-    def __init__(self, path: Path, options: FileOptions) -> None:
-        self._file = RotatingFile(path, options)
-
-    def write(self, stream: str, line: bytes, timestamp: int, partial: Partial | None = None) -> None:
-        self._file.append(encode_entry(stream, line, timestamp, partial), timestamp)
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
+def open_writer(path: Path | None, options: dict[str, str]) -> FileLogWriter:
+    return FileLogWriter(require_path("local", path), validate(options), encode_entry)
 
 
-class LocalReader:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def read(self, *, since=None, until=None, tail=None, follow=False, stop=None, poll_interval=0.05, wait=None):
-        return read_entries(self.path, decode, since=since, until=until, tail=tail, follow=follow, stop=stop,
-                            poll_interval=poll_interval, wait=wait)
-
-
-def open_writer(path: Path | None, options: dict[str, str]) -> LocalWriter:
-    if path is None:
-        raise InvalidArgument("local log driver needs a log path")
-    return LocalWriter(path, validate(options))
-
-
-def open_reader(path: Path | None, options: dict[str, str]) -> LocalReader:
-    if path is None:
-        raise InvalidArgument("local log driver needs a log path")
-    return LocalReader(path)
+def open_reader(path: Path | None, options: dict[str, str]) -> FileLogReader:
+    return FileLogReader(require_path("local", path), decode)

@@ -43,7 +43,7 @@ from typing import Callable, Iterator
 
 from dockyard.errors import InvalidArgument
 
-from . import LogEntry
+from . import LogEntry, Partial
 from .timefmt import parse_rfc3339, rfc3339nano
 
 # -- options -----------------------------------------------------------------
@@ -694,3 +694,47 @@ def read_entries(path: Path, decode: Decoder, *, since: int | None = None, until
                 yield e
     finally:
         walker.close()
+
+
+# -- a file driver: an entry format over a rotating file ---------------------
+
+#: A driver's record format: (stream, line, timestamp, partial) -> bytes.
+Encoder = Callable[[str, bytes, int, "Partial | None"], bytes]
+
+
+class FileLogWriter:
+    """The Writer of a driver that keeps its log in files (json-file,
+    local): entries in the driver's format, appended and rotated by a
+    :class:`RotatingFile`."""
+
+    def __init__(self, path: Path, options: FileOptions, encode: Encoder) -> None:
+        self._file = RotatingFile(path, options)
+        self._encode = encode
+
+    def write(self, stream: str, line: bytes, timestamp: int, partial: Partial | None = None) -> None:
+        self._file.append(self._encode(stream, line, timestamp, partial), timestamp)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class FileLogReader:
+    """The Reader of such a driver: :func:`read_entries` with its decoder."""
+
+    def __init__(self, path: Path, decode: Decoder) -> None:
+        self.path = path
+        self._decode = decode
+
+    def read(self, *, since=None, until=None, tail=None, follow=False, stop=None, poll_interval=0.05, wait=None):
+        return read_entries(self.path, self._decode, since=since, until=until, tail=tail, follow=follow,
+                            stop=stop, poll_interval=poll_interval, wait=wait)
+
+
+def require_path(driver: str, path: Path | None) -> Path:
+    """``path``, which a file driver cannot do without."""
+    if path is None:
+        raise InvalidArgument(f"the {driver} log driver needs a log path")
+    return path
