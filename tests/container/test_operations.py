@@ -468,3 +468,18 @@ def test_remove_restarting_needs_force(env):
         env.run(env.service.remove(cid))
     env.run(env.service.remove(cid, force=True))
     assert env.run(env.service.list(all=True)) == []
+
+
+def test_etc_files_left_empty_or_missing_are_rebuilt_at_start(env):
+    """The per-container /etc files are written without fsync (they are
+    derived from the record); a crash can leave one empty or missing, and
+    the next start rebuilds it."""
+    cid = env.create(["cat", "/etc/hostname", "/etc/hosts"], Hostname="web")
+    cdir = env.service.containers_dir / cid
+    (cdir / "hosts").write_bytes(b"")
+    (cdir / "hostname").unlink()
+    env.run(env.service.start(cid))
+    assert env.run(env.service.wait(cid))["StatusCode"] == 0
+    out = env.logs(cid)
+    assert out.startswith("web\n") and "localhost" in out
+    assert (cdir / "hostname").read_text() == "web\n"

@@ -89,7 +89,9 @@ def resolv_conf_content(host_resolv: str, dns: list[str], search: list[str], opt
 def write_etc_files(container_dir: Path, config: Mapping[str, Any], host_config: Mapping[str, Any],
                     container_id: str, *, address: str | None = None,
                     host_etc: Path = Path("/etc")) -> EtcFiles:
-    """Write (atomically) the three files under ``container_dir``."""
+    """Write (atomically) the three files under ``container_dir``.  Not
+    fsync'd: the service rewrites them at start when one is missing or
+    empty, as a machine crash may leave them (see ``etc_files_intact``)."""
     net = host_config.get("NetworkMode") or "bridge"
     host_network = net == "host"
     uts_host = (host_config.get("UTSMode") or "") == "host"
@@ -97,22 +99,35 @@ def write_etc_files(container_dir: Path, config: Mapping[str, Any], host_config:
     if host_network or uts_host:
         hostname = config.get("Hostname") or os.uname().nodename
     files = EtcFiles(container_dir / "hostname", container_dir / "hosts", container_dir / "resolv.conf")
-    atomic_write(files.hostname, hostname + "\n")
+    atomic_write(files.hostname, hostname + "\n", durable=False)
     if host_network:
         try:
             hosts = (host_etc / "hosts").read_text()
         except OSError:
             hosts = HOSTS_HEADER
         extra = hosts_content(hostname, "", list(host_config.get("ExtraHosts") or []), None)[len(HOSTS_HEADER):]
-        atomic_write(files.hosts, hosts + ("" if hosts.endswith("\n") or not hosts else "\n") + extra)
+        atomic_write(files.hosts, hosts + ("" if hosts.endswith("\n") or not hosts else "\n") + extra, durable=False)
     else:
         atomic_write(files.hosts, hosts_content(hostname, config.get("Domainname") or "",
-                                                list(host_config.get("ExtraHosts") or []), address))
+                                                list(host_config.get("ExtraHosts") or []), address),
+                     durable=False)
     try:
         host_resolv = (host_etc / "resolv.conf").read_text()
     except OSError:
         host_resolv = ""
     atomic_write(files.resolv_conf, resolv_conf_content(
         host_resolv, list(host_config.get("Dns") or []), list(host_config.get("DnsSearch") or []),
-        list(host_config.get("DnsOptions") or []), host_network=host_network))
+        list(host_config.get("DnsOptions") or []), host_network=host_network), durable=False)
     return files
+
+
+def etc_files_intact(container_dir: Path) -> bool:
+    """Whether the three files exist and none is empty (a crash right
+    after an un-fsync'd write can leave one so)."""
+    for name in ("hostname", "hosts", "resolv.conf"):
+        try:
+            if os.stat(container_dir / name).st_size == 0:
+                return False
+        except FileNotFoundError:
+            return False
+    return True

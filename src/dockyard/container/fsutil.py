@@ -63,9 +63,11 @@ def read_in_root(root: Path | str, path: str) -> str | None:
         return None
 
 
-def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, *, durable: bool = True) -> None:
     """Write ``path`` through a temp file, fsync, rename: readers see the
-    old content or the new one, never half."""
+    old content or the new one, never half.  ``durable=False`` skips the
+    fsync, for files rebuilt from the container's record whenever they
+    are found missing or empty (so a machine crash loses nothing)."""
     if isinstance(data, str):
         data = data.encode()
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -74,5 +76,6 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
         f.write(data)
         f.flush()
         os.fchmod(fd, mode)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     os.rename(tmp, path)

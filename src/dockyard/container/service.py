@@ -47,7 +47,7 @@ from . import stats as stats_mod
 from .config import (container_ref, health_settings, merge_image_config, network_mode, normalize_host_config,
                      parse_restart_policy, validate_config, validate_resources)
 from .db import ContainerDB
-from .etcfiles import write_etc_files
+from .etcfiles import etc_files_intact, write_etc_files
 from .fsutil import atomic_write
 from .hostinfo import HostInfo, probe_host
 from .images import ImageBackend
@@ -635,7 +635,7 @@ class ContainerService:
         """Mount the rootfs and write config.json; return (bundle, spec)."""
         paths, shm = self._namespace_joins(c)
         cdir = self._dir(c)
-        if not (cdir / "hosts").exists():
+        if not etc_files_intact(cdir):
             write_etc_files(cdir, c.config, c.host_config, c.id)
         self._ensure_rootfs_mounted(c)
         try:
@@ -665,7 +665,8 @@ class ContainerService:
                 cgroup_parent=self.cgroup_parent, namespace_paths=paths, shm_path=shm,
                 default_seccomp=_default_seccomp, init_binary=init_binary, annotations=annotations)
             spec = build_spec(config, c.host_config, ctx)
-            atomic_write(cdir / "config.json", json.dumps(spec, indent=1))
+            # Rebuilt at every start: no fsync.
+            atomic_write(cdir / "config.json", json.dumps(spec, separators=(",", ":")), durable=False)
         except BaseException:
             self._unmount_rootfs(c)
             raise

@@ -259,6 +259,10 @@ class SupervisorHandle:
             doc = self._call({"op": "status"}, timeout=10)
         except (FailedPrecondition, NotFound, Unavailable):
             return self.info()
+        return self._info_of(doc)
+
+    def _info_of(self, doc: dict) -> SupervisorInfo:
+        """A status document (the answer to status and start) as a value."""
         exit_doc = doc.get("exit")
         return SupervisorInfo(
             container_id=self.container_id, directory=str(self.directory),
@@ -269,8 +273,9 @@ class SupervisorHandle:
     # -- control ----------------------------------------------------------
 
     def start(self) -> SupervisorInfo:
-        self._call({"op": "start"})
-        return self.status()
+        # The answer is the status after the start: no second round trip
+        # (which could also wait behind the supervisor recording an exit).
+        return self._info_of(self._call({"op": "start"}))
 
     def wait(self, timeout: float | None = None) -> ExitStatus:
         """Block until the container exited and its output is logged."""
