@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 from ..errors import InvalidArgument
 from . import mediatype
@@ -112,6 +112,19 @@ class _Document:
     """Mixin for top-level documents that remember their original bytes."""
 
     raw: bytes | None
+    #: what the document is called in error messages
+    _what = "document"
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Any:
+        """The document parsed from ``data``, which it keeps as its bytes."""
+        value = cls.from_json(_parse_json(data, cls._what))
+        value._keep_raw(data)
+        return value
 
     def to_json(self) -> dict[str, Any]:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -230,14 +243,13 @@ class Descriptor:
 
 # --- manifest and index -----------------------------------------------------
 
-@dataclass(frozen=True)
-class Manifest(_Document):
-    """An image manifest: OCI (``application/vnd.oci.image.manifest.v1+json``)
-    or Docker V2 Schema 2 (``...distribution.manifest.v2+json``)."""
+@dataclass(frozen=True, kw_only=True)
+class _Listing(_Document):
+    """What an image manifest and an index share: schemaVersion 2, a media
+    type from a known set, an artifact type, a subject and annotations,
+    around their own list(s) of descriptors."""
 
-    config: Descriptor
-    layers: tuple[Descriptor, ...]
-    media_type: str | None = mediatype.OCI_MANIFEST
+    media_type: str | None = None
     schema_version: int = 2
     annotations: dict[str, str] = field(default_factory=dict)
     subject: Descriptor | None = None
@@ -245,56 +257,74 @@ class Manifest(_Document):
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     raw: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Manifest:
-        value = cls.from_json(_parse_json(data, "manifest"))
-        value._keep_raw(data)
-        return value
+    #: the mediaType values this kind of document may declare
+    _media_types: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
-    def from_json(cls, doc: Any) -> Manifest:
-        what = "manifest"
-        d = _obj(doc, what)
+    def _common_fields(cls, d: dict[str, Any]) -> dict[str, Any]:
+        """The shared fields as constructor arguments, popped from ``d``."""
+        what = cls._what
         schema = _int(d, "schemaVersion", what)
         if schema != 2:
             raise InvalidArgument(f"{what}: unsupported schemaVersion {schema}")
         media_type = _str(d, "mediaType", what)
-        if media_type is not None and media_type not in mediatype.MANIFESTS:
+        if media_type is not None and media_type not in cls._media_types:
             raise InvalidArgument(f"{what}: unexpected mediaType {media_type}")
-        config = d.pop("config", None)
-        if config is None:
-            raise InvalidArgument(f"{what}: config is required")
-        layers = d.pop("layers", None)
-        if layers is None:
-            layers = []
-        if not isinstance(layers, list):
-            raise InvalidArgument(f"{what}: layers must be a list")
         subject = d.pop("subject", None)
-        return cls(
-            config=Descriptor.from_json(config),
-            layers=tuple(Descriptor.from_json(layer) for layer in layers),
-            media_type=media_type,
-            schema_version=schema,
-            annotations=_str_map(d, "annotations", what) or {},
-            subject=Descriptor.from_json(subject) if subject is not None else None,
-            artifact_type=_str(d, "artifactType", what),
-            extra=d,
-        )
+        return {"media_type": media_type, "schema_version": schema,
+                "annotations": _str_map(d, "annotations", what) or {},
+                "subject": Descriptor.from_json(subject) if subject is not None else None,
+                "artifact_type": _str(d, "artifactType", what)}
 
-    def to_json(self) -> dict[str, Any]:
+    @classmethod
+    def _descriptors(cls, d: dict[str, Any], key: str) -> tuple[Descriptor, ...]:
+        """The list ``key`` (absent: empty) of descriptors, popped from ``d``."""
+        items = d.pop(key, None)
+        if items is None:
+            return ()
+        if not isinstance(items, list):
+            raise InvalidArgument(f"{cls._what}: {key} must be a list")
+        return tuple(Descriptor.from_json(item) for item in items)
+
+    def _to_json(self, lists: dict[str, Any]) -> dict[str, Any]:
+        """The document with its own ``lists`` in the place the specs show them."""
         out: dict[str, Any] = {"schemaVersion": self.schema_version}
         if self.media_type:
             out["mediaType"] = self.media_type
         if self.artifact_type:
             out["artifactType"] = self.artifact_type
-        out["config"] = self.config.to_json()
-        out["layers"] = [layer.to_json() for layer in self.layers]
+        out.update(lists)
         if self.subject is not None:
             out["subject"] = self.subject.to_json()
         if self.annotations:
             out["annotations"] = dict(self.annotations)
         out.update(self.extra)
         return out
+
+
+@dataclass(frozen=True)
+class Manifest(_Listing):
+    """An image manifest: OCI (``application/vnd.oci.image.manifest.v1+json``)
+    or Docker V2 Schema 2 (``...distribution.manifest.v2+json``)."""
+
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    media_type: str | None = field(default=mediatype.OCI_MANIFEST, kw_only=True)
+
+    _what = "manifest"
+    _media_types = mediatype.MANIFESTS
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Manifest:
+        d = _obj(doc, cls._what)
+        common = cls._common_fields(d)
+        config = d.pop("config", None)
+        if config is None:
+            raise InvalidArgument(f"{cls._what}: config is required")
+        return cls(config=Descriptor.from_json(config), layers=cls._descriptors(d, "layers"), extra=d, **common)
+
+    def to_json(self) -> dict[str, Any]:
+        return self._to_json({"config": self.config.to_json(), "layers": [layer.to_json() for layer in self.layers]})
 
     def descriptor(self, **kw: Any) -> Descriptor:
         """A descriptor of this manifest (for an index or a layout)."""
@@ -303,63 +333,23 @@ class Manifest(_Document):
 
 
 @dataclass(frozen=True)
-class Index(_Document):
+class Index(_Listing):
     """An OCI image index or a Docker manifest list."""
 
     manifests: tuple[Descriptor, ...]
-    media_type: str | None = mediatype.OCI_INDEX
-    schema_version: int = 2
-    annotations: dict[str, str] = field(default_factory=dict)
-    subject: Descriptor | None = None
-    artifact_type: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
-    raw: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    media_type: str | None = field(default=mediatype.OCI_INDEX, kw_only=True)
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Index:
-        value = cls.from_json(_parse_json(data, "index"))
-        value._keep_raw(data)
-        return value
+    _what = "index"
+    _media_types = mediatype.INDEXES
 
     @classmethod
     def from_json(cls, doc: Any) -> Index:
-        what = "index"
-        d = _obj(doc, what)
-        schema = _int(d, "schemaVersion", what)
-        if schema != 2:
-            raise InvalidArgument(f"{what}: unsupported schemaVersion {schema}")
-        media_type = _str(d, "mediaType", what)
-        if media_type is not None and media_type not in mediatype.INDEXES:
-            raise InvalidArgument(f"{what}: unexpected mediaType {media_type}")
-        manifests = d.pop("manifests", None)
-        if manifests is None:
-            manifests = []
-        if not isinstance(manifests, list):
-            raise InvalidArgument(f"{what}: manifests must be a list")
-        subject = d.pop("subject", None)
-        return cls(
-            manifests=tuple(Descriptor.from_json(m) for m in manifests),
-            media_type=media_type,
-            schema_version=schema,
-            annotations=_str_map(d, "annotations", what) or {},
-            subject=Descriptor.from_json(subject) if subject is not None else None,
-            artifact_type=_str(d, "artifactType", what),
-            extra=d,
-        )
+        d = _obj(doc, cls._what)
+        common = cls._common_fields(d)
+        return cls(manifests=cls._descriptors(d, "manifests"), extra=d, **common)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"schemaVersion": self.schema_version}
-        if self.media_type:
-            out["mediaType"] = self.media_type
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        out["manifests"] = [m.to_json() for m in self.manifests]
-        if self.subject is not None:
-            out["subject"] = self.subject.to_json()
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        out.update(self.extra)
-        return out
+        return self._to_json({"manifests": [m.to_json() for m in self.manifests]})
 
 
 # --- image config -------------------------------------------------------------
@@ -553,6 +543,8 @@ class ImageConfig(_Document):
     Docker's ``application/vnd.docker.container.image.v1+json``).  Its
     digest is the image ID."""
 
+    _what = "image config"
+
     architecture: str = ""
     os: str = ""
     config: ContainerConfig = field(default_factory=ContainerConfig)
@@ -565,12 +557,6 @@ class ImageConfig(_Document):
     os_features: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     raw: bytes | None = field(default=None, init=False, repr=False, compare=False)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> ImageConfig:
-        value = cls.from_json(_parse_json(data, "image config"))
-        value._keep_raw(data)
-        return value
 
     @classmethod
     def from_json(cls, doc: Any) -> ImageConfig:
