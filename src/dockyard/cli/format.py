@@ -133,7 +133,8 @@ def render_rows(format_spec: str | None, rows: Iterable[Mapping[str, Any]], *, d
 
     rows = list(rows)
     spec = (format_spec or "").strip("\n") if format_spec else ""
-    if quiet and quiet_field and not spec:
+    if quiet and quiet_field and (not spec or spec.startswith("table")):
+        # -q wins over a table format (docker: only a custom format beats it).
         spec = "{{." + quiet_field + "}}"
     if not spec:
         spec = default
@@ -141,8 +142,6 @@ def render_rows(format_spec: str | None, rows: Iterable[Mapping[str, Any]], *, d
         return "".join(go_json(dict(row)) + "\n" for row in rows)
     if spec.startswith("table"):
         body = spec[len("table"):].strip() or default[len("table"):].strip()
-        if quiet and quiet_field:
-            body = "{{." + quiet_field + "}}"
         body = _unescape(body)
         template = Template(body)
         lines = []

@@ -128,8 +128,6 @@ def ps(ctx: Context, argv: list[str], name: str) -> int:
     now = time.time()
     rows = [container_row(c, trunc=not args.no_trunc, now=now) for c in containers]
     default = PS_DEFAULT + ("\t{{.Size}}" if args.size else "")
-    if args.quiet and fmt and fmt.startswith("table"):
-        fmt = None
     ctx.write(render_rows(fmt, rows, default=default, headers=PS_HEADERS, quiet_field="ID", quiet=args.quiet))
     return 0
 
@@ -160,28 +158,25 @@ def start(ctx: Context, argv: list[str], name: str) -> int:
     return _for_each(ctx, args.containers, lambda c: ctx.client.start_container(c) and None)
 
 
-def stop(ctx: Context, argv: list[str], name: str) -> int:
-    p = ctx.parser(name, "[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers")
+def _stopping(ctx: Context, argv: list[str], name: str, description: str, verb: Callable[..., Any]) -> int:
+    """stop and restart: the same flags, ``verb(ref, timeout=, signal=)``
+    on each container."""
+    p = ctx.parser(name, "[OPTIONS] CONTAINER [CONTAINER...]", description)
     p.add_argument("-s", "--signal", default=None, help="Signal to send to the container")
     p.add_argument("-t", "--time", "--timeout", dest="time", type=int, default=None,
                    help="Seconds to wait before killing the container")
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
     args = p.parse_args(argv)
     p.check_count(args.containers, at_least=1)
-    return _for_each(ctx, args.containers,
-                     lambda c: ctx.client.stop_container(c, timeout=args.time, signal=args.signal) and None)
+    return _for_each(ctx, args.containers, lambda c: verb(c, timeout=args.time, signal=args.signal) and None)
+
+
+def stop(ctx: Context, argv: list[str], name: str) -> int:
+    return _stopping(ctx, argv, name, "Stop one or more running containers", ctx.client.stop_container)
 
 
 def restart(ctx: Context, argv: list[str], name: str) -> int:
-    p = ctx.parser(name, "[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers")
-    p.add_argument("-s", "--signal", default=None, help="Signal to send to the container")
-    p.add_argument("-t", "--time", "--timeout", dest="time", type=int, default=None,
-                   help="Seconds to wait before killing the container")
-    p.add_argument("containers", nargs="*", metavar="CONTAINER")
-    args = p.parse_args(argv)
-    p.check_count(args.containers, at_least=1)
-    return _for_each(ctx, args.containers,
-                     lambda c: ctx.client.restart_container(c, timeout=args.time, signal=args.signal))
+    return _stopping(ctx, argv, name, "Restart one or more containers", ctx.client.restart_container)
 
 
 def kill(ctx: Context, argv: list[str], name: str) -> int:
@@ -210,20 +205,22 @@ def rm(ctx: Context, argv: list[str], name: str) -> int:
         c, force=args.force, volumes=args.volumes, link=args.link))
 
 
-def pause(ctx: Context, argv: list[str], name: str) -> int:
-    p = ctx.parser(name, "CONTAINER [CONTAINER...]", "Pause all processes within one or more containers")
+def _freezing(ctx: Context, argv: list[str], name: str, description: str, verb: Callable[[str], Any]) -> int:
+    """pause and unpause: no flags, ``verb(ref)`` on each container."""
+    p = ctx.parser(name, "CONTAINER [CONTAINER...]", description)
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
     args = p.parse_args(argv)
     p.check_count(args.containers, at_least=1)
-    return _for_each(ctx, args.containers, ctx.client.pause_container)
+    return _for_each(ctx, args.containers, verb)
+
+
+def pause(ctx: Context, argv: list[str], name: str) -> int:
+    return _freezing(ctx, argv, name, "Pause all processes within one or more containers", ctx.client.pause_container)
 
 
 def unpause(ctx: Context, argv: list[str], name: str) -> int:
-    p = ctx.parser(name, "CONTAINER [CONTAINER...]", "Unpause all processes within one or more containers")
-    p.add_argument("containers", nargs="*", metavar="CONTAINER")
-    args = p.parse_args(argv)
-    p.check_count(args.containers, at_least=1)
-    return _for_each(ctx, args.containers, ctx.client.unpause_container)
+    return _freezing(ctx, argv, name, "Unpause all processes within one or more containers",
+                     ctx.client.unpause_container)
 
 
 def rename(ctx: Context, argv: list[str], name: str) -> int:
@@ -442,8 +439,7 @@ def attach(ctx: Context, argv: list[str], name: str) -> int:
 # -- inspect / top / diff ----------------------------------------------------------------------
 
 def inspect(ctx: Context, argv: list[str], name: str) -> int:
-    from dockyard.cli.commands.inspect import print_objects
-    from dockyard.cli.main import report_error
+    from dockyard.cli.commands.inspect import inspect_each
 
     p = ctx.parser(name, "[OPTIONS] CONTAINER [CONTAINER...]", "Display detailed information on one or more "
                                                                 "containers")
@@ -452,18 +448,8 @@ def inspect(ctx: Context, argv: list[str], name: str) -> int:
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
     args = p.parse_args(argv)
     p.check_count(args.containers, at_least=1)
-    found, failed = [], []
-    for ref in args.containers:
-        try:
-            found.append(ctx.client.inspect_container(ref, size=args.size))
-        except DockyardError as e:
-            failed.append(e)
-    print_objects(ctx, found, args.format)
-    for error in failed:
-        report_error(ctx, error)
-    if failed:
-        raise CommandFailed(1)
-    return 0
+    return inspect_each(ctx, args.containers, lambda ref: ctx.client.inspect_container(ref, size=args.size),
+                        args.format)
 
 
 def top(ctx: Context, argv: list[str], name: str) -> int:

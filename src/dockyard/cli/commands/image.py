@@ -126,34 +126,20 @@ def ls(ctx: Context, argv: list[str], name: str) -> int:
     images = ctx.client.images(all=args.all, filters=filters or None, digests=args.digests)
     rows = image_rows(images, digests=args.digests, trunc=not args.no_trunc)
     default = IMAGES_DIGESTS if args.digests else IMAGES_DEFAULT
-    fmt = args.format
-    if args.quiet and fmt and fmt.startswith("table"):
-        fmt = None
-    ctx.write(render_rows(fmt, rows, default=default, headers=IMAGE_HEADERS, quiet_field="ID", quiet=args.quiet))
+    ctx.write(render_rows(args.format, rows, default=default, headers=IMAGE_HEADERS, quiet_field="ID",
+                          quiet=args.quiet))
     return 0
 
 
 def inspect(ctx: Context, argv: list[str], name: str) -> int:
-    from dockyard.cli.commands.inspect import print_objects
-    from dockyard.cli.main import report_error
+    from dockyard.cli.commands.inspect import inspect_each
 
     p = ctx.parser(name, "[OPTIONS] IMAGE [IMAGE...]", "Display detailed information on one or more images")
     p.add_argument("-f", "--format", help="Format output using a custom template ('json' or a Go template)")
     p.add_argument("images", nargs="*", metavar="IMAGE")
     args = p.parse_args(argv)
     p.check_count(args.images, at_least=1)
-    found, failed = [], []
-    for image in args.images:
-        try:
-            found.append(ctx.client.inspect_image(image))
-        except DockyardError as e:
-            failed.append(e)
-    print_objects(ctx, found, args.format)
-    for error in failed:
-        report_error(ctx, error)
-    if failed:
-        raise CommandFailed(1)
-    return 0
+    return inspect_each(ctx, args.images, ctx.client.inspect_image, args.format)
 
 
 def rm(ctx: Context, argv: list[str], name: str) -> int:
@@ -227,10 +213,7 @@ def history(ctx: Context, argv: list[str], name: str) -> int:
             "Comment": item.get("Comment", ""),
             "Tags": ", ".join(item.get("Tags") or []),
         })
-    fmt = args.format
-    if args.quiet and fmt and fmt.startswith("table"):
-        fmt = None
-    ctx.write(render_rows(fmt, rows, default=HISTORY_DEFAULT, headers=HISTORY_HEADERS, quiet_field="ID",
+    ctx.write(render_rows(args.format, rows, default=HISTORY_DEFAULT, headers=HISTORY_HEADERS, quiet_field="ID",
                           quiet=args.quiet))
     return 0
 

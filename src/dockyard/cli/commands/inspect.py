@@ -29,6 +29,27 @@ def print_objects(ctx: Context, objects: list[Any], fmt: str | None) -> None:
     ctx.write(json.dumps(objects, indent=4, ensure_ascii=False) + "\n")
 
 
+def inspect_each(ctx: Context, names: list[str], fetch: Callable[[str], Any], fmt: str | None) -> int:
+    """``docker container inspect`` / ``image inspect``: each object that
+    ``fetch`` finds printed, then an error line for each that failed (and
+    status 1 if any did)."""
+    from dockyard.cli.main import report_error
+    from dockyard.errors import DockyardError
+
+    found, failed = [], []
+    for name in names:
+        try:
+            found.append(fetch(name))
+        except DockyardError as e:
+            failed.append(e)
+    print_objects(ctx, found, fmt)
+    for error in failed:
+        report_error(ctx, error)
+    if failed:
+        raise CommandFailed(1)
+    return 0
+
+
 def inspect(ctx: Context, argv: list[str], name: str) -> int:
     p = ctx.parser(name, "[OPTIONS] NAME|ID [NAME|ID...]", "Return low-level information on Dockyard objects")
     p.add_argument("-f", "--format", help="Format output using a custom template ('json' or a Go template)")
