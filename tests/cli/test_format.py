@@ -72,6 +72,10 @@ def test_render_modes() -> None:
     assert render_rows("table {{.Name}}", ROWS, default=DEFAULT, headers=HEADERS) == "NAME\none\ntwo\n"
     assert render_rows("table", ROWS, default=DEFAULT, headers=HEADERS).startswith("THE ID")
     assert render_rows(None, ROWS, default=DEFAULT, headers=HEADERS, quiet_field="ID", quiet=True) == "abc\ndef\n"
+    # -q beats a table format (docker images -q --format table), not a custom one.
+    for table in ("table", "table {{.Name}}"):
+        assert render_rows(table, ROWS, default=DEFAULT, headers=HEADERS, quiet_field="ID", quiet=True) == "abc\ndef\n"
+    assert render_rows("{{.Name}}", ROWS, default=DEFAULT, headers=HEADERS, quiet_field="ID", quiet=True) == "one\ntwo\n"
     assert render_rows("{{.ID}}\\t{{.Name}}", ROWS, default=DEFAULT, headers=HEADERS) == "abc\tone\ndef\ttwo\n"
     assert render_rows(None, [], default=DEFAULT, headers=HEADERS) == "THE ID    NAME\n"
 
