@@ -1,5 +1,5 @@
-"""The daemon's error answers as DockyardError classes: the mirror of
-``dockyard.daemon.errors``.
+"""The daemon's error answers as DockyardError classes, read through
+``dockyard.daemon.errors``' table.
 
 Every class here is both a :class:`RemoteError` (the daemon said so; the CLI
 prints "Error response from daemon: ...") and the shared class of its kind
@@ -13,20 +13,15 @@ The status code alone cannot tell AlreadyExists from FailedPrecondition
 
 from __future__ import annotations
 
-from dockyard.errors import (
-    AlreadyExists,
-    DockyardError,
-    FailedPrecondition,
-    Internal,
-    InvalidArgument,
-    NotFound,
-    Unavailable,
-)
+from dockyard import errors as shared
+from dockyard.daemon.errors import KIND_HEADER, STATUS_BY_ERROR
 
-KIND_HEADER = "Dockyard-Error-Kind"
+__all__ = ["KIND_HEADER", "RemoteError", "RemoteNotFound", "RemoteAlreadyExists", "RemoteInvalidArgument",
+           "RemoteFailedPrecondition", "RemoteUnavailable", "RemoteInternal", "BY_KIND", "BY_STATUS",
+           "error_from_response", "ConnectionFailed"]
 
 
-class RemoteError(DockyardError):
+class RemoteError(shared.DockyardError):
     """An error answer from the daemon (carries the HTTP status)."""
 
     def __init__(self, message: str = "", status: int = 500) -> None:
@@ -34,47 +29,43 @@ class RemoteError(DockyardError):
         self.status = status
 
 
-class RemoteNotFound(RemoteError, NotFound):
+# Each one (RemoteError, the shared class it stands for).
+
+class RemoteNotFound(RemoteError, shared.NotFound):
     pass
 
 
-class RemoteAlreadyExists(RemoteError, AlreadyExists):
+class RemoteAlreadyExists(RemoteError, shared.AlreadyExists):
     pass
 
 
-class RemoteInvalidArgument(RemoteError, InvalidArgument):
+class RemoteInvalidArgument(RemoteError, shared.InvalidArgument):
     pass
 
 
-class RemoteFailedPrecondition(RemoteError, FailedPrecondition):
+class RemoteFailedPrecondition(RemoteError, shared.FailedPrecondition):
     pass
 
 
-class RemoteUnavailable(RemoteError, Unavailable):
+class RemoteUnavailable(RemoteError, shared.Unavailable):
     pass
 
 
-class RemoteInternal(RemoteError, Internal):
+class RemoteInternal(RemoteError, shared.Internal):
     pass
 
 
-BY_KIND: dict[str, type[RemoteError]] = {
-    NotFound.kind: RemoteNotFound,
-    AlreadyExists.kind: RemoteAlreadyExists,
-    InvalidArgument.kind: RemoteInvalidArgument,
-    FailedPrecondition.kind: RemoteFailedPrecondition,
-    Unavailable.kind: RemoteUnavailable,
-    Internal.kind: RemoteInternal,
-}
+_REMOTE: tuple[type[RemoteError], ...] = (RemoteNotFound, RemoteAlreadyExists, RemoteInvalidArgument,
+                                          RemoteFailedPrecondition, RemoteUnavailable, RemoteInternal)
 
-#: For daemons that do not send the kind header (dockerd): status -> class.
+BY_KIND: dict[str, type[RemoteError]] = {cls.kind: cls for cls in _REMOTE}
+
+#: For daemons that do not send the kind header (dockerd): status -> class,
+#: the daemon's one table (STATUS_BY_ERROR) read backwards.  409 answers
+#: both a name conflict and an object in use; without the header it reads
+#: as the latter.
 BY_STATUS: dict[int, type[RemoteError]] = {
-    400: RemoteInvalidArgument,
-    404: RemoteNotFound,
-    409: RemoteFailedPrecondition,
-    500: RemoteInternal,
-    503: RemoteUnavailable,
-}
+    STATUS_BY_ERROR[cls.__bases__[1]]: cls for cls in _REMOTE if cls is not RemoteAlreadyExists}
 
 
 def error_from_response(status: int, message: str, kind: str | None = None) -> RemoteError:
@@ -84,5 +75,5 @@ def error_from_response(status: int, message: str, kind: str | None = None) -> R
     return cls(message, status)
 
 
-class ConnectionFailed(Unavailable):
+class ConnectionFailed(shared.Unavailable):
     """The daemon could not be reached at all (no socket, refused, TLS)."""

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from dockyard import __version__
 from dockyard.daemon.engine import Engine
-from dockyard.daemon.errors import error_body, status_for
+from dockyard.daemon.errors import KIND_HEADER, error_body, status_for
 from dockyard.daemon.streaming import StreamFailed
 from dockyard.errors import DockyardError, InvalidArgument
 
@@ -77,15 +77,9 @@ async def in_executor(func: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
-#: Names the DockyardError kind of an error answer, so Dockyard's client can
-#: raise the exact class where the status is shared (409 is both
-#: AlreadyExists and FailedPrecondition).  Other clients ignore it.
-ERROR_KIND_HEADER = "Dockyard-Error-Kind"
-
-
 def error_response(status: int, message: str, kind: str | None = None) -> web.Response:
     return json_response(error_body(message), status=status,
-                         headers={ERROR_KIND_HEADER: kind} if kind else None)
+                         headers={KIND_HEADER: kind} if kind else None)
 
 
 def engine_of(request: web.Request) -> Engine:

@@ -1,9 +1,9 @@
 """The one table from error classes to HTTP status codes.
 
 Services raise :mod:`dockyard.errors` classes; the daemon answers with the
-status below and Docker's body ``{"message": "..."}``.  The client keeps the
-mirror image of this table (``dockyard.client.errors``), so a class raised in
-the daemon comes back as the same class in the caller.
+status below and Docker's body ``{"message": "..."}``.  The client reads
+this table backwards (``dockyard.client.errors``), so a class raised in the
+daemon comes back as the same class in the caller.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ from dockyard.errors import (
     NotFound,
     Unavailable,
 )
+
+#: Names the DockyardError kind of an error answer, so Dockyard's client can
+#: raise the exact class where the status is shared (409 is both
+#: AlreadyExists and FailedPrecondition).  Other clients ignore it.
+KIND_HEADER = "Dockyard-Error-Kind"
 
 #: Error class -> HTTP status.  Order matters only for subclasses, which are
 #: looked up through the MRO (a subclass of NotFound is still a 404).

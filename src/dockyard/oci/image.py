@@ -260,10 +260,16 @@ class _Listing(_Document):
     #: the mediaType values this kind of document may declare
     _media_types: ClassVar[frozenset[str]] = frozenset()
 
+    def __init_subclass__(cls, *, what: str, media_types: frozenset[str], **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls._what, cls._media_types = what, media_types
+
     @classmethod
-    def _common_fields(cls, d: dict[str, Any]) -> dict[str, Any]:
-        """The shared fields as constructor arguments, popped from ``d``."""
+    def _common_fields(cls, doc: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``doc`` as a dict without the shared fields, and those fields as
+        constructor arguments."""
         what = cls._what
+        d = _obj(doc, what)
         schema = _int(d, "schemaVersion", what)
         if schema != 2:
             raise InvalidArgument(f"{what}: unsupported schemaVersion {schema}")
@@ -271,10 +277,10 @@ class _Listing(_Document):
         if media_type is not None and media_type not in cls._media_types:
             raise InvalidArgument(f"{what}: unexpected mediaType {media_type}")
         subject = d.pop("subject", None)
-        return {"media_type": media_type, "schema_version": schema,
-                "annotations": _str_map(d, "annotations", what) or {},
-                "subject": Descriptor.from_json(subject) if subject is not None else None,
-                "artifact_type": _str(d, "artifactType", what)}
+        return d, {"media_type": media_type, "schema_version": schema,
+                   "annotations": _str_map(d, "annotations", what) or {},
+                   "subject": Descriptor.from_json(subject) if subject is not None else None,
+                   "artifact_type": _str(d, "artifactType", what)}
 
     @classmethod
     def _descriptors(cls, d: dict[str, Any], key: str) -> tuple[Descriptor, ...]:
@@ -303,7 +309,7 @@ class _Listing(_Document):
 
 
 @dataclass(frozen=True)
-class Manifest(_Listing):
+class Manifest(_Listing, what="manifest", media_types=mediatype.MANIFESTS):
     """An image manifest: OCI (``application/vnd.oci.image.manifest.v1+json``)
     or Docker V2 Schema 2 (``...distribution.manifest.v2+json``)."""
 
@@ -311,13 +317,9 @@ class Manifest(_Listing):
     layers: tuple[Descriptor, ...]
     media_type: str | None = field(default=mediatype.OCI_MANIFEST, kw_only=True)
 
-    _what = "manifest"
-    _media_types = mediatype.MANIFESTS
-
     @classmethod
     def from_json(cls, doc: Any) -> Manifest:
-        d = _obj(doc, cls._what)
-        common = cls._common_fields(d)
+        d, common = cls._common_fields(doc)
         config = d.pop("config", None)
         if config is None:
             raise InvalidArgument(f"{cls._what}: config is required")
@@ -333,19 +335,15 @@ class Manifest(_Listing):
 
 
 @dataclass(frozen=True)
-class Index(_Listing):
+class Index(_Listing, what="index", media_types=mediatype.INDEXES):
     """An OCI image index or a Docker manifest list."""
 
     manifests: tuple[Descriptor, ...]
     media_type: str | None = field(default=mediatype.OCI_INDEX, kw_only=True)
 
-    _what = "index"
-    _media_types = mediatype.INDEXES
-
     @classmethod
     def from_json(cls, doc: Any) -> Index:
-        d = _obj(doc, cls._what)
-        common = cls._common_fields(d)
+        d, common = cls._common_fields(doc)
         return cls(manifests=cls._descriptors(d, "manifests"), extra=d, **common)
 
     def to_json(self) -> dict[str, Any]:
