@@ -508,7 +508,10 @@ class ContainerService:
             unmount_all(cdir)
         with contextlib.suppress(NotFound):
             self.store.snapshotter.remove(c.snapshot_key)
-        shutil.rmtree(cdir, ignore_errors=True)
+        # Renamed away at once (the id is free again), deleted behind the
+        # answer on the store's reaper thread: rmtree of the log and the
+        # bundle was the largest step between an exit and its removal.
+        self.store.discard(cdir)
 
     # ------------------------------------------------------------------ mounts
 
@@ -770,11 +773,8 @@ class ContainerService:
             if handle is not None and c.supervisor and c.supervisor != handle:
                 return  # an older run's exit, already handled
             self._cancel_task(cid, "health")
-            if handle:
-                with contextlib.suppress(DockyardError, OSError):
-                    await self._io(self.processes.release, handle)
             c.supervisor = {}
-            await self._io(self._unmount_rootfs, c)
+            await self._io(self._release_run, c, handle)
             started = parse_time(c.state.started_at)
             ran_for = time.time() - started if started else 0.0
             finished = status.finished_at or format_time()
@@ -808,6 +808,14 @@ class ContainerService:
                 return
         if c.host_config.get("AutoRemove") and not removing:
             self._start_task(cid, "autoremove", self._auto_remove(cid))
+
+    def _release_run(self, c: Container, handle: dict[str, Any] | None) -> None:
+        """The blocking part of recording an exit, in one trip to the pool:
+        forget the supervisor's files, unmount the rootfs."""
+        if handle:
+            with contextlib.suppress(DockyardError, OSError):
+                self.processes.release(handle)
+        self._unmount_rootfs(c)
 
     async def _auto_remove(self, cid: str) -> None:
         c = self._records.get(cid)
@@ -997,8 +1005,7 @@ class ContainerService:
         if c.supervisor:
             with contextlib.suppress(DockyardError, OSError):
                 await self._io(self.processes.release, c.supervisor)
-        await self._io(self._remove_runtime_state, c)
-        await self._io(self._remove_files, c)
+        await self._io(self._remove_runtime_state_and_files, c)
         self.db.delete(c.id)
         self._records.pop(c.id, None)
         self._locks.pop(c.id, None)
@@ -1014,9 +1021,10 @@ class ContainerService:
         self._notify(self._removal_waiters, c.id, c.state)
         self._wake_log_followers(c.id)
 
-    def _remove_runtime_state(self, c: Container) -> None:
+    def _remove_runtime_state_and_files(self, c: Container) -> None:
         with contextlib.suppress(DockyardError):
             self._runtime(c.runtime).delete(c.id, force=True)
+        self._remove_files(c)
 
     # ------------------------------------------------------------------ pause / rename / update
 

@@ -152,6 +152,14 @@ class ForkedRuntime:
         self.name = runtime.name
         self.root = runtime.root
 
+    @property
+    def unforked(self):
+        """The runtime itself, for the supervisor's last call (the delete
+        once the container exited): the supervisor ends soon after, so the
+        pages that call copies cost nothing for long, while a fork would
+        delay the exit's record (and every waiter) by a millisecond or more."""
+        return self._runtime
+
     def __getattr__(self, method: str):
         fn = getattr(self._runtime, method)
 
@@ -808,7 +816,7 @@ class Supervisor:
             error = f"closing the log: {e}"
         oom = self.oom_source is not None and read_oom_count(self.oom_source) > self.oom_before
         try:
-            self.runtime.delete(self.cid, force=True)
+            self.runtime.unforked.delete(self.cid, force=True)
         except DockyardError as e:
             if not isinstance(e, NotFound):
                 error = error or f"deleting the container: {e}"
