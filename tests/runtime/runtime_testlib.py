@@ -186,17 +186,7 @@ def is_ci() -> bool:
     return bool(os.environ.get("CI") or os.environ.get("DOCKYARD_CI"))
 
 
-def mounts_under(path: Path) -> list[str]:
-    prefix = str(path.resolve())
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mnt = line.split()[4].encode().decode("unicode_escape")
-            if mnt == prefix or mnt.startswith(prefix + "/"):
-                found.append(mnt)
-    return sorted(found, key=lambda m: m.count("/"), reverse=True)
+import testlib  # noqa: E402 - the helpers every test package shares
 
-
-def unmount_under(path: Path) -> None:
-    for mnt in mounts_under(path):
-        subprocess.run(["umount", "-l", mnt], check=False, capture_output=True)
+mounts_under = testlib.mounts_under
+unmount_under = testlib.unmount_under
