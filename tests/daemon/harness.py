@@ -16,8 +16,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
-from .rootconf import unmount_under
+import pytest
+
+from .rootconf import require_root, unmount_under
 
 DOCKYARDD = [sys.executable, "-m", "dockyard.daemon.main"]
 START_TIMEOUT = 20.0
@@ -165,6 +168,17 @@ def new_daemon(*args: str, config: dict | None = None, start: bool = True) -> Do
             daemon.cleanup()
             raise
     return daemon
+
+
+@pytest.fixture(scope="module")
+def dockyardd() -> Iterator[Dockyardd]:
+    """A real dockyardd per test module (a conftest names it to use it)."""
+    require_root()
+    daemon = new_daemon()
+    try:
+        yield daemon
+    finally:
+        daemon.cleanup()
 
 
 def run_cli(daemon: Dockyardd, *args: str, input: bytes | None = None, env: dict | None = None,

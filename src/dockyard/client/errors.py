@@ -14,11 +14,10 @@ The status code alone cannot tell AlreadyExists from FailedPrecondition
 from __future__ import annotations
 
 from dockyard import errors as shared
-from dockyard.daemon.errors import KIND_HEADER, STATUS_BY_ERROR
 
-__all__ = ["KIND_HEADER", "RemoteError", "RemoteNotFound", "RemoteAlreadyExists", "RemoteInvalidArgument",
-           "RemoteFailedPrecondition", "RemoteUnavailable", "RemoteInternal", "BY_KIND", "BY_STATUS",
-           "error_from_response", "ConnectionFailed"]
+#: The header dockyard.daemon.errors names the kind in (a copy of the name:
+#: the client's import path stays free of daemon modules, see by_status).
+KIND_HEADER = "Dockyard-Error-Kind"
 
 
 class RemoteError(shared.DockyardError):
@@ -60,16 +59,27 @@ _REMOTE: tuple[type[RemoteError], ...] = (RemoteNotFound, RemoteAlreadyExists, R
 
 BY_KIND: dict[str, type[RemoteError]] = {cls.kind: cls for cls in _REMOTE}
 
-#: For daemons that do not send the kind header (dockerd): status -> class,
-#: the daemon's one table (STATUS_BY_ERROR) read backwards.  409 answers
-#: both a name conflict and an object in use; without the header it reads
-#: as the latter.
-BY_STATUS: dict[int, type[RemoteError]] = {
-    STATUS_BY_ERROR[cls.__bases__[1]]: cls for cls in _REMOTE if cls is not RemoteAlreadyExists}
+_by_status: dict[int, type[RemoteError]] = {}
+
+
+def by_status(status: int) -> type[RemoteError] | None:
+    """For daemons that do not send the kind header (dockerd): the class for
+    ``status``, from the daemon's one table (STATUS_BY_ERROR) read
+    backwards.  409 answers both a name conflict and an object in use;
+    without the header it reads as the latter.  The table is imported on
+    first use: Dockyard's own answers never need it, and the CLI's start-up
+    stays light."""
+    if not _by_status:
+        from dockyard.daemon.errors import STATUS_BY_ERROR
+
+        # Each remote class is (RemoteError, the shared class it stands for).
+        _by_status.update({STATUS_BY_ERROR[cls.__bases__[1]]: cls
+                           for cls in _REMOTE if cls is not RemoteAlreadyExists})
+    return _by_status.get(status)
 
 
 def error_from_response(status: int, message: str, kind: str | None = None) -> RemoteError:
-    cls = BY_KIND.get(kind or "") or BY_STATUS.get(status)
+    cls = BY_KIND.get(kind or "") or by_status(status)
     if cls is None:
         cls = RemoteInvalidArgument if 400 <= status < 500 else RemoteInternal
     return cls(message, status)

@@ -20,7 +20,8 @@ from dockyard.errors import (
 
 #: Names the DockyardError kind of an error answer, so Dockyard's client can
 #: raise the exact class where the status is shared (409 is both
-#: AlreadyExists and FailedPrecondition).  Other clients ignore it.
+#: AlreadyExists and FailedPrecondition).  Other clients ignore it.  (The
+#: client keeps a copy of the name: see dockyard.client.errors.)
 KIND_HEADER = "Dockyard-Error-Kind"
 
 #: Error class -> HTTP status.  Order matters only for subclasses, which are
