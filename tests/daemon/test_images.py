@@ -69,7 +69,7 @@ def test_import_with_changes(dockyardd: Dockyardd, busybox_tar: Path) -> None:
     assert doc["Comment"] == "from the test"
     assert doc["RepoTags"] == ["imported:v1"]
     assert "Container" not in doc and "ContainerConfig" not in doc and "VirtualSize" not in doc
-    old = dockyardd.client().get_json(f"/v1.43/images/imported:v1/json".replace("/v1.43", ""), None)
+    old = dockyardd.client().get_json("/v1.43/images/imported:v1/json".replace("/v1.43", ""), None)
     assert old["Id"] == image_id
     history = dockyardd.client().image_history("imported:v1")
     assert history[0]["Comment"] == "from the test" and history[0]["Id"] == image_id
