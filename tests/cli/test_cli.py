@@ -138,6 +138,28 @@ def test_load_save_import_through_the_cli(dockyardd: Dockyardd, busybox_tar, tmp
     assert result.returncode == 1 and "no such file" in result.stderr.decode().lower()
 
 
+def test_export_save_to_stdout_and_commit_message(dockyardd: Dockyardd) -> None:
+    import io
+    import tarfile
+
+    ok(run_cli(dockyardd, "image", "bootstrap", "busybox"))
+    cid = ok(run_cli(dockyardd, "create", "busybox", "true")).strip()
+    try:
+        exported = run_cli(dockyardd, "export", cid)
+        assert exported.returncode == 0, exported.stderr
+        with tarfile.open(fileobj=io.BytesIO(exported.stdout)) as tar:
+            assert "bin/busybox" in tar.getnames()
+        saved = run_cli(dockyardd, "save", "busybox")
+        assert saved.returncode == 0 and saved.stdout[257:262] == b"ustar"
+        image_id = ok(run_cli(dockyardd, "commit", "-m", "a message", cid, "cli/committed:1")).strip()
+        assert ok(run_cli(dockyardd, "inspect", "-f", "{{.Comment}}", image_id)) == "a message\n"
+        history = ok(run_cli(dockyardd, "history", "--format", "{{.Comment}}", "cli/committed:1"))
+        assert history.splitlines()[0] == "a message"
+    finally:
+        run_cli(dockyardd, "rm", "-f", cid)
+        run_cli(dockyardd, "rmi", "cli/committed:1")
+
+
 def test_image_prune_through_the_cli(dockyardd: Dockyardd) -> None:
     out = ok(run_cli(dockyardd, "image", "prune", "-f"))
     assert out.endswith("Total reclaimed space: 0B\n")

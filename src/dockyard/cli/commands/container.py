@@ -829,7 +829,7 @@ def commit(ctx: Context, argv: list[str], name: str) -> int:
 
 
 def export(ctx: Context, argv: list[str], name: str) -> int:
-    from dockyard.cli.commands.image import _save_to_file
+    from dockyard.cli.commands.image import write_archive
     from dockyard.cli.progress import SaveProgress
 
     p = ctx.parser(name, "[OPTIONS] CONTAINER", "Export a container's filesystem as a tar archive")
@@ -837,19 +837,8 @@ def export(ctx: Context, argv: list[str], name: str) -> int:
     p.add_argument("container", nargs="*", metavar="CONTAINER")
     args = p.parse_args(argv)
     p.check_count(args.container, exactly=1)
-    if not args.output and ctx.out_is_tty():
-        raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect", status=1)
-    response = ctx.client.export_container(args.container[0])
-    try:
-        if args.output:
-            _save_to_file(response, args.output, SaveProgress(ctx.err, enabled=False))
-        else:
-            out = sys.stdout.buffer
-            for chunk in response.iter_chunks(1 << 20):
-                out.write(chunk)
-            out.flush()
-    finally:
-        response.close()
+    write_archive(ctx, lambda: ctx.client.export_container(args.container[0]), args.output,
+                  SaveProgress(ctx.err, enabled=False))
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from dockyard.cli.commands.system import parse_filter_flags
 from dockyard.cli.context import CommandFailed, Context, UsageError
@@ -299,13 +299,20 @@ def save(ctx: Context, argv: list[str], name: str) -> int:
     p.add_argument("images", nargs="*", metavar="IMAGE")
     args = p.parse_args(argv)
     p.check_count(args.images, at_least=1)
-    if not args.output and ctx.out_is_tty():
+    write_archive(ctx, lambda: ctx.client.save_images(args.images), args.output,
+                  SaveProgress(ctx.err, enabled=bool(args.output) and _is_tty(ctx.err)))
+    return 0
+
+
+def write_archive(ctx: Context, request: Callable[[], Any], output: str | None, progress: Any) -> None:
+    """save and export: the archive ``request()`` answers, streamed into the
+    file ``output`` (atomically) or to stdout, never to a terminal."""
+    if not output and ctx.out_is_tty():
         raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect", status=1)
-    response = ctx.client.save_images(args.images)
-    progress = SaveProgress(ctx.err, enabled=bool(args.output) and _is_tty(ctx.err))
+    response = request()
     try:
-        if args.output:
-            _save_to_file(response, args.output, progress)
+        if output:
+            _save_to_file(response, output, progress)
         else:
             out = ctx.out.buffer if hasattr(ctx.out, "buffer") else sys.stdout.buffer
             for chunk in response.iter_chunks(1 << 20):
@@ -315,7 +322,6 @@ def save(ctx: Context, argv: list[str], name: str) -> int:
     finally:
         progress.stop()
         response.close()
-    return 0
 
 
 def _is_tty(stream: Any) -> bool:
