@@ -624,16 +624,25 @@ class FileWalker:
         caller that knows when the writer is done makes return early."""
         pause = wait or time.sleep
         stopping = False
+
+        def at_end(interval: float) -> bool:
+            """At the end of what can be read: True when the walk is over,
+            else ``stop`` was asked and, unless it said so, a poll waited."""
+            nonlocal stopping
+            if not follow or stopping:
+                return True
+            stopping = bool(stop and stop())
+            if not stopping:
+                pause(interval)
+            return False
+
         while True:
             if self._src is None:
                 first = self._next_source(None)
                 self._src = first or None
                 if self._src is None:
-                    if not follow or stopping:
+                    if at_end(poll_interval):
                         return
-                    stopping = bool(stop and stop())
-                    if not stopping:
-                        pause(poll_interval)
                     continue
             src = self._src
             entries = self._read_available(src)
@@ -645,11 +654,8 @@ class FileWalker:
                 except FileNotFoundError:
                     current = None  # between unlink and re-create (max-file 1), or removed
                 if current == src.ino:
-                    if not follow or stopping:
+                    if at_end(poll_interval):
                         return
-                    stopping = bool(stop and stop())
-                    if not stopping:
-                        pause(poll_interval)
                     continue
                 # Rotated away (or removed); it gets no more writes: drain it.
                 entries = self._read_available(src)
@@ -660,9 +666,8 @@ class FileWalker:
                 # No successor (yet): a rotation half done, or the files
                 # were removed with their container.  Only ``stop`` can
                 # tell which; ask it, as at the end of a live file.
-                if not follow and opened is None:
-                    return
-                if stopping:
+                # (Not following, a half-done rotation is still waited out.)
+                if (not follow and opened is None) or stopping:
                     return
                 stopping = bool(stop and stop())
                 if not stopping:
