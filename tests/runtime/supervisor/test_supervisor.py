@@ -266,3 +266,51 @@ def test_full_log_disk_loses_lines_not_the_container(harness, make_bundle, test_
         assert b"No space left on device" in (harness.state_dir / "zygote.log").read_bytes()
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found |= {int(p) for p in f.read().split()}
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def test_start_after_attach_is_made_by_the_set_up_child(harness, make_bundle, test_id):
+    """Spawned without its start (clients attach first), the container is
+    started by the set-up child that created it, which then exits: the
+    supervisor is left with the container's init as its only child."""
+    info = harness.spawn(test_id, make_bundle(["sh", "-c", "echo hi; sleep 0.2"]), start=False)
+    handle = harness.client.connect(test_id)
+    assert _children(info.supervisor_pid) - {info.pid}, "no set-up child waits to start the container"
+    stream = handle.attach()
+    assert handle.start().status == "running"
+    wait_for(lambda: _children(info.supervisor_pid) == {info.pid})  # reaped by the loop
+    code, out, _ = stream.communicate(timeout=30)
+    assert (code, out) == (0, b"hi\n")
+
+
+def test_start_without_the_set_up_child_forks_its_own(harness, make_bundle, test_id):
+    """The set-up child may be gone before the start (it waits a while
+    only, or was killed): the supervisor starts the container another way."""
+    info = harness.spawn(test_id, make_bundle(["sh", "-c", "echo hi"]), start=False)
+    for helper in _children(info.supervisor_pid) - {info.pid}:
+        kill_pid(helper)
+    wait_for(lambda: _children(info.supervisor_pid) == {info.pid})
+    handle = harness.client.connect(test_id)
+    stream = handle.attach()
+    assert handle.start().status == "running"
+    assert stream.communicate(timeout=30)[:2] == (0, b"hi\n")
+
+
+def test_a_container_removed_before_its_start_leaves_no_set_up_child(harness, make_bundle, test_id):
+    info = harness.spawn(test_id, make_bundle(["true"]), start=False)
+    handle = harness.client.connect(test_id)
+    handle.kill(signal.SIGKILL)
+    handle.wait(timeout=30)
+    wait_for(lambda: not pid_alive(info.supervisor_pid), timeout=20)
+    helpers = [p for p in _children(os.getpid()) if p != info.supervisor_pid]
+    assert all(not pid_alive(p) for p in helpers)
