@@ -535,10 +535,11 @@ class ContainerService:
             raise
 
     def _unmount_rootfs(self, c: Container) -> None:
+        """Unmount the rootfs and shm/ (all the host mounts under the
+        container's directory: one walk of mountinfo)."""
         from ..linux.mount import unmount_all
-        for path in (self._dir(c) / "shm", self._rootfs(c)):
-            with contextlib.suppress(OSError):
-                unmount_all(path)
+        with contextlib.suppress(OSError):
+            unmount_all(self._dir(c))
 
     def _ensure_shm(self, c: Container) -> Path:
         from ..linux.mount import MS_NODEV, MS_NOEXEC, MS_NOSUID, is_mountpoint, mount

@@ -44,14 +44,17 @@ class SupervisorBackend:
             bundle=str(request.bundle), runtime=request.runtime, runtime_root=str(request.runtime_root),
             stdin=request.open_stdin, stdin_once=request.stdin_once, log_driver=request.log.driver,
             log_path=request.log.path, log_options=dict(request.log.options), cgroups_path=request.cgroups_path,
-            console_size=request.console_size, start=request.start)
+            console_size=request.console_size, start=request.start, terminal=request.tty)
         directory = request.state_dir
         # A finished supervisor of an earlier run leaves its files: forget them.
         try:
-            self.client.remove(request.container_id, directory=directory)
-        except (NotFound, DockyardError):
-            pass
-        directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(parents=True)
+        except FileExistsError:
+            try:
+                self.client.remove(request.container_id, directory=directory)
+            except DockyardError:
+                pass
+            directory.mkdir(parents=True, exist_ok=True)
         info = self.client.spawn(request.container_id, spec, directory=directory)
         return {"kind": "supervisor", "container_id": request.container_id, "directory": str(directory),
                 "pid": info.pid, "supervisor_pid": info.supervisor_pid, "tty": info.tty}

@@ -475,7 +475,7 @@ class Supervisor:
         to the spawn request."""
         from dockyard.runtime.base import Stdio
 
-        self.tty = self._terminal()
+        self.tty = self.spec.terminal if self.spec.terminal is not None else self._terminal()
         self._runtime = self._open_runtime()
         # Opened here to fail before the container exists on bad log
         # options; the supervisor proper opens its own.

@@ -49,6 +49,9 @@ class SupervisorSpec(NamedTuple):
     #: after init exits, how long to wait for the output pipes to close
     #: (a process that escaped the pid namespace may hold them)
     drain_timeout: float = 2.0
+    #: process.terminal of the bundle, when the caller knows it (it made
+    #: the bundle); None: read from config.json
+    terminal: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = self._asdict()
