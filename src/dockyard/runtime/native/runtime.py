@@ -20,6 +20,7 @@ from ...linux import namespaces as ns
 from ...linux import process as lp
 from ...linux.seccomp import FILTER_FLAGS, Program, SeccompError, compile_filter
 from .state import CREATED, CREATING, PAUSED, RUNNING, STOPPED
+from ..cgroups import open_cgroup
 from ..lazylog import LazyLogger
 from . import child as child_mod
 from . import hooks as hook_mod
@@ -40,11 +41,6 @@ except ImportError:  # pragma: no cover - other Pythons
         from _sha2 import sha256 as _sha256
     except ImportError:
         from hashlib import sha256 as _sha256
-
-try:
-    from ..cgroups import open_cgroup
-except ImportError:  # TODO(issue 3): drop once dockyard.runtime.cgroups provides open_cgroup
-    from ._cgroup_standin import open_cgroup
 
 log = LazyLogger("dockyard.runtime.native")
 
