@@ -2,9 +2,11 @@
 
 These are the values ``docker run`` gives a container when the caller says
 nothing: the capability set (CapEff 00000000a80425fb), the standard mounts,
-the masked and read-only /proc and /sys paths, and the device cgroup rules.
-They live in one place so spec generation is a sequence of edits to a copy
-of them and tests can compare against the same source.
+and the device cgroup rules (the masked and read-only /proc and /sys paths
+are the runtime layer's, :mod:`dockyard.runtime.defaults`, shared with
+``dockyard-runtime spec``).  They live in one place so spec generation is a
+sequence of edits to a copy of them and tests can compare against the same
+source.
 """
 
 from __future__ import annotations
@@ -56,17 +58,6 @@ DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 #: /dev/shm as a private tmpfs; its size option is added per container.
 SHM_MOUNT: dict[str, Any] = {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
                              "options": ["nosuid", "noexec", "nodev", "mode=1777"]}
-
-MASKED_PATHS: tuple[str, ...] = (
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware", "/sys/devices/virtual/powercap",
-)
-
-READONLY_PATHS: tuple[str, ...] = (
-    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-)
-
 
 def _dev(kind: str, major: int | None, minor: int | None, access: str = "rwm",
          allow: bool = True) -> dict[str, Any]:

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import InvalidArgument
+from ..runtime.defaults import MASKED_PATHS, READONLY_PATHS
 from . import seccomp as seccomp_mod
 from .config import (NANO, container_ref, device_numbers, network_mode, normalize_capability,
                      parse_device_cgroup_rule, parse_security_opts, replace_or_append_env)
-from .defaults import (ALL_CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_SHM_SIZE,
-                       MASKED_PATHS, READONLY_PATHS, RLIMITS, SHM_MOUNT, default_device_rules,
-                       default_mounts)
+from .defaults import (ALL_CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_SHM_SIZE, RLIMITS, SHM_MOUNT,
+                       default_device_rules, default_mounts)
 from .hostinfo import HostInfo
 from .mounts import MountPoint, parse_host_mounts
 from .users import ExecUser, resolve_user_in_rootfs

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..errors import InvalidArgument
 from ..units import human_duration
 from .config import network_mode
-from .defaults import MASKED_PATHS, READONLY_PATHS
+from ..runtime.defaults import MASKED_PATHS, READONLY_PATHS
 from .model import (CREATED, DEAD, EXITED, HEALTHY, NO_HEALTHCHECK, PAUSED, REMOVING, RESTARTING, RUNNING,
                     STARTING, STATUSES, UNHEALTHY, ZERO_TIME, Container, parse_time)
 from .mounts import parse_host_mounts

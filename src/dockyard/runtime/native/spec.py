@@ -8,20 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...linux.capabilities import DOCKER_DEFAULT_CAPS
+from ..defaults import MASKED_PATHS, READONLY_PATHS
 
 OCI_VERSION = "1.0.2"
-
-#: Docker's default maskedPaths.
-MASKED_PATHS: tuple[str, ...] = (
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware", "/sys/devices/virtual/powercap",
-)
-
-#: Docker's default readonlyPaths.
-READONLY_PATHS: tuple[str, ...] = (
-    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-)
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
