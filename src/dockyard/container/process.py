@@ -106,9 +106,10 @@ class ProcessBackend(Protocol):
     def attach(self, handle: dict[str, Any], *, stdin: bool, stdout: bool, stderr: bool) -> Any: ...
 
     def exec(self, handle: dict[str, Any], process: dict[str, Any], *, exec_id: str, tty: bool, stdin: bool,
-             detach: bool, console_size: tuple[int, int] | None = None) -> Any:
+             detach: bool, console_size: tuple[int, int] | None = None, record: bool = True) -> Any:
         """A stream whose EXIT frame carries the exit code, or the pid when
-        ``detach``."""
+        ``detach``.  ``record=False``: nothing is kept for ``exec_inspect``
+        (health probes: their caller reads the code from the stream)."""
         ...
 
     def exec_inspect(self, handle: dict[str, Any], exec_id: str) -> dict[str, Any]: ...

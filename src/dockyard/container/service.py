@@ -1571,7 +1571,7 @@ class ContainerService:
         process = await self._io(exec_process, self._container_process(c), {"Cmd": argv},
                                           self._fs_root(c))
         stream = await self._io(self.processes.exec, c.supervisor, process, exec_id=new_exec_id(),
-                                         tty=False, stdin=False, detach=False)
+                                tty=False, stdin=False, detach=False, record=False)
         from .supervised import open_async
         live = open_async(stream)
         chunks: list[bytes] = []

@@ -96,9 +96,9 @@ class SupervisorBackend:
         return self._handle(handle).attach(stdin=stdin, stdout=stdout, stderr=stderr)
 
     def exec(self, handle: dict[str, Any], process: dict[str, Any], *, exec_id: str, tty: bool, stdin: bool,
-             detach: bool, console_size: tuple[int, int] | None = None):
+             detach: bool, console_size: tuple[int, int] | None = None, record: bool = True):
         return self._handle(handle).exec(process, tty=tty, stdin=stdin, detach=detach, exec_id=exec_id,
-                                         console_size=console_size)
+                                         console_size=console_size, record=record)
 
     def exec_inspect(self, handle: dict[str, Any], exec_id: str) -> dict[str, Any]:
         return self._handle(handle).exec_inspect(exec_id)

@@ -184,6 +184,14 @@ def test_exec_variants(harness, make_bundle, test_id):
     assert handle.exec_inspect("bg")["exit_code"] == 9
     with pytest.raises(NotFound):
         handle.exec_inspect("nonesuch")
+    # A probe's result is read from its stream and not kept (health checks
+    # would otherwise fill the supervisor's history).
+    assert handle.exec(dict(PROC, args=["sh", "-c", "exit 4"]), exec_id="probe", record=False) \
+        .communicate(timeout=30)[0] == 4
+    with pytest.raises(NotFound):
+        handle.exec_inspect("probe")
+    assert handle.exec(dict(PROC, args=["true"]), exec_id="kept").communicate(timeout=30)[0] == 0
+    assert handle.exec_inspect("kept")["exit_code"] == 0
     with pytest.raises(NotFound):
         handle.exec(dict(PROC, args=["/no/such/binary"]))
     assert handle.status().status == "running"

@@ -356,12 +356,16 @@ class SupervisorHandle:
         return Stream(sock, answer, rest)
 
     def exec(self, process: dict[str, Any], *, tty: bool = False, stdin: bool = False, detach: bool = False,
-             exec_id: str | None = None, console_size: tuple[int, int] | None = None) -> Stream | int:
+             exec_id: str | None = None, console_size: tuple[int, int] | None = None,
+             record: bool = True) -> Stream | int:
         """Run ``process`` (an OCI process object) in the container.  Returns
         a :class:`Stream` whose EXIT frame carries the exit code, or the
-        pid when ``detach``."""
+        pid when ``detach``.  ``record=False``: the supervisor keeps no
+        result for :meth:`exec_inspect` (fire-and-forget probes)."""
         request = {"op": "exec", "process": process, "tty": tty, "stdin": stdin, "detach": detach,
                    "exec_id": exec_id, "console_size": list(console_size) if console_size else None}
+        if not record:
+            request["record"] = False
         sock, answer, rest = self._request(request, timeout=60)
         if detach:
             sock.close()

@@ -107,9 +107,9 @@ class ProcessIO:
 
 
 class ExecSession:
-    __slots__ = ("exec_id", "pid", "io", "conn", "exit_code", "deadline", "detached")
+    __slots__ = ("exec_id", "pid", "io", "conn", "exit_code", "deadline", "detached", "record")
 
-    def __init__(self, exec_id: str, pid: int, io: ProcessIO, conn, detached: bool) -> None:
+    def __init__(self, exec_id: str, pid: int, io: ProcessIO, conn, detached: bool, record: bool = True) -> None:
         self.exec_id = exec_id
         self.pid = pid
         self.io = io
@@ -117,6 +117,9 @@ class ExecSession:
         self.exit_code: int | None = None
         self.deadline = 0.0
         self.detached = detached
+        #: keep the result for exec_inspect (False: a health probe, whose
+        #: caller reads the exit code from the stream and nobody inspects)
+        self.record = record
 
 
 class Conn:
@@ -888,11 +891,11 @@ class Supervisor:
             _close(io.stdin_fd)
         _close(io.master)
         io.stdin_fd = io.master = None
-        result = {"exec_id": session.exec_id, "pid": session.pid, "running": False,
-                  "exit_code": session.exit_code}
-        self.exec_results[session.exec_id] = result
-        while len(self.exec_results) > EXEC_HISTORY:
-            self.exec_results.pop(next(iter(self.exec_results)))
+        if session.record:
+            self.exec_results[session.exec_id] = {"exec_id": session.exec_id, "pid": session.pid,
+                                                  "running": False, "exit_code": session.exit_code}
+            while len(self.exec_results) > EXEC_HISTORY:
+                self.exec_results.pop(next(iter(self.exec_results)))
         conn = session.conn
         if conn is not None and conn.fd in self.conns:
             self._send(conn, P.encode_frame(P.EXIT, json.dumps({"exit_code": session.exit_code}).encode()))
@@ -1195,7 +1198,8 @@ class Supervisor:
             h, w = req["console_size"]
             process["consoleSize"] = {"height": int(h), "width": int(w)}
         io, pid = self._spawn_exec(process, tty, want_stdin and not detach, detach)
-        session = ExecSession(exec_id, pid, io, None if detach else conn, detach)
+        session = ExecSession(exec_id, pid, io, None if detach else conn, detach,
+                              record=req.get("record", True) is not False)
         self.execs[pid] = session
         if detach:
             self._reply(conn, {"ok": True, "exec_id": exec_id, "pid": pid}, close=True)
