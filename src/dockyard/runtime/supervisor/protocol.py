@@ -49,7 +49,8 @@ Ops: ``status``, ``start``, ``wait`` (answers when the container has
 exited and its output is drained), ``kill {"signal", "all"}``, ``pause``,
 ``resume``, ``resize {"height", "width", "exec_id"?}``, ``close_stdin``,
 ``attach {"stdin", "stdout", "stderr"}``, ``exec {"exec_id", "process",
-"tty", "stdin", "detach", "console_size"?}``, ``exec_inspect {"exec_id"}``,
+"tty", "stdin", "detach", "console_size"?, "record"?}`` (``record: false``:
+no result is kept for ``exec_inspect``), ``exec_inspect {"exec_id"}``,
 ``ps``.  The zygote takes one op, ``spawn {"container_id", "directory",
 "spec"}``, answered by the new supervisor once the container runs (or
 failed), and ``ping``.
