@@ -162,3 +162,26 @@ def test_start_a_prints_the_new_run_with_both_clis(e2e, tool, test_id):
     again = run("start", "-a", name)
     assert (again.returncode, again.stdout, again.stderr.count(b"err\n")) == (3, b"out\n", 1), again.stderr
     e2e.docker("rm", name)
+
+
+def test_a_stdin_once_client_that_drops_its_connection_closes_the_stdin(e2e):
+    """Docker's StdinOnce: when the attached client goes (here: closes its
+    connection without a half-close first), the container's stdin closes;
+    without StdinOnce it stays open for the next client."""
+    with e2e.client() as client:
+        once = _create(client, ["sh", "-c", "cat; echo done"], OpenStdin=True, StdinOnce=True, AttachStdin=True)
+        kept = _create(client, ["sh", "-c", "cat; echo done"], OpenStdin=True, AttachStdin=True)
+        try:
+            for cid in (once, kept):
+                sock = client.attach_container(cid, stdin=True, stdout=True, stderr=True)
+                client.start_container(cid)
+                sock.sendall(b"hello\n")
+                _read_until(sock, b"hello\n")
+                sock.close()
+            assert client.read_wait(client.wait_container(once))["StatusCode"] == 0
+            assert e2e.cli("logs", once).stdout == b"hello\ndone\n"
+            time.sleep(0.5)
+            assert client.inspect_container(kept)["State"]["Running"] is True
+        finally:
+            for cid in (once, kept):
+                client.remove_container(cid, force=True)

@@ -322,3 +322,18 @@ def test_a_container_removed_before_its_start_leaves_no_set_up_child(harness, ma
     wait_for(lambda: not pid_alive(info.supervisor_pid), timeout=20)
     helpers = [p for p in _children(os.getpid()) if p != info.supervisor_pid]
     assert all(not pid_alive(p) for p in helpers)
+
+
+def test_a_stdin_once_client_reset_closes_the_stdin(harness, make_bundle, test_id):
+    """A client that leaves with unread output in its buffer resets the
+    connection (no orderly end); with stdin_once the container's stdin
+    closes all the same."""
+    harness.spawn(test_id, make_bundle(["sh", "-c", "echo ready; cat; echo done"]), stdin=True, stdin_once=True,
+                  start=False)
+    handle = harness.client.connect(test_id)
+    stream = handle.attach(stdin=True)
+    handle.start()
+    wait_for(lambda: b"ready" in b"".join(lines_of(harness, test_id)))
+    stream.close()  # "ready" unread: the supervisor's next read is a reset
+    assert handle.wait(timeout=30).exit_code == 0
+    assert b"".join(lines_of(harness, test_id)) == b"ready\ndone\n"

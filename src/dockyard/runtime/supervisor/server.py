@@ -975,6 +975,10 @@ class Supervisor:
             self.conns[conn.fd] = conn
 
     def _drop(self, conn: Conn) -> None:
+        if conn.stdin_io is not None:
+            # A client that leaves (reset, error) ends its stdin as a
+            # half-close would: with StdinOnce the container's closes.
+            self._client_stdin_closed(conn)
         self.conns.pop(conn.fd, None)
         for io in self._ios():
             if conn in io.subscribers:
