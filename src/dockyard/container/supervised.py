@@ -128,8 +128,7 @@ class AsyncStream:
         self.header = dict(stream.header)
         self.tty = bool(stream.tty)
         self.exit: dict[str, Any] | None = None
-        self._decoder = stream._decoder
-        self._frames: list[tuple[int, bytes]] = list(stream._frames)
+        self._decoder, self._frames = stream.pending()
         self._eof = False
         self._closed = False
         self._reading = False

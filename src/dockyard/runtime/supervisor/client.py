@@ -88,6 +88,12 @@ class Stream:
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def pending(self) -> tuple[P.FrameDecoder, list[tuple[int, bytes]]]:
+        """For a caller that reads :attr:`sock` itself from now on (an
+        asyncio wrapper): the decoder, holding any partial frame, and the
+        frames already decoded but not yet returned by :meth:`read`."""
+        return self._decoder, list(self._frames)
+
     def write(self, data: bytes) -> None:
         """Send ``data`` to the process's stdin."""
         for i in range(0, len(data), P.MAX_FRAME):
