@@ -296,16 +296,6 @@ def test_changes_hide_the_etc_mount_points(env):
     assert env.run(env.service.changes(env.create(["true"]))) == []
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def test_commit_and_run_the_new_image(env):
     cid, code = env.run_container(["sh", "-c", "echo committed > /marker"], Env=["STAGE=one"])
     result = env.run(env.service.commit(cid, repo="myimage", tag="v1", comment="made in a test",

@@ -11,8 +11,6 @@ import socket
 import time
 from pathlib import Path
 
-import pytest
-
 from runtime_testlib import cgroup_dirs, cgroup_path, mounts_under, processes_rooted_in
 
 from dockyard.linux.capabilities import DOCKER_DEFAULT_CAPS

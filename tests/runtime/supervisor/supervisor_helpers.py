@@ -5,7 +5,6 @@ runtimes by name, and teardown that kills whatever a test started."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import signal

@@ -3,11 +3,9 @@ against the real binaries."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
