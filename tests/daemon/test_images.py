@@ -182,6 +182,15 @@ def test_list_filters(dockyardd: Dockyardd, busybox_id: str, busybox_tar: Path) 
     assert "filtered/app:v2" not in repo_tags(reference=["*"])
     assert repo_tags(since=["filtered/app:v2"]) == {"filtered/newer:latest"}
     assert "filtered/newer:latest" not in repo_tags(before=["filtered/app:v2"])
+    # an image is not before itself (creation times compare at the seconds listed)
+    assert "filtered/app:v2" not in repo_tags(before=["filtered/app:v2"])
+    assert "busybox:latest" in repo_tags(before=["filtered/app:v2"])
+    # a reference filter lists only the names that matched, not the image's others
+    ok(run_docker(dockyardd, "tag", "filtered/app:v2", "unfiltered:x"))
+    assert repo_tags(reference=["filtered/app"]) == {"filtered/app:v2"}
+    listed = ok(run_docker(dockyardd, "images", "--format", "{{.Repository}}:{{.Tag}}", "filtered/app"))
+    assert listed == "filtered/app:v2\n"
+    ok(run_docker(dockyardd, "rmi", "unfiltered:x"))
     ok(run_docker(dockyardd, "rmi", "filtered/newer"))
     # dangling: an image whose last tag was removed, kept because ... nothing: rmi deletes it.
     assert repo_tags(dangling=["true"]) == set()

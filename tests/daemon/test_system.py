@@ -99,6 +99,14 @@ def test_version_document(dockyardd: Dockyardd) -> None:
     assert engine["Details"]["ApiVersion"] == "1.45"
 
 
+def _v2_controllers() -> list[str]:
+    try:
+        with open("/sys/fs/cgroup/cgroup.controllers") as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
 def test_info_reports_the_host(dockyardd: Dockyardd) -> None:
     info = dockyardd.client().info()
     assert info["NCPU"] == len(os.sched_getaffinity(0))
@@ -113,6 +121,9 @@ def test_info_reports_the_host(dockyardd: Dockyardd) -> None:
     assert info["OperatingSystem"] == pretty
     assert info["Driver"] == "overlay2" and info["CgroupDriver"] == "cgroupfs"
     assert info["CgroupVersion"] in ("1", "2")
+    # a v1 pids hierarchy has no pids.max at its root, only in its children
+    if os.path.isdir("/sys/fs/cgroup/pids") or "pids" in _v2_controllers():
+        assert info["PidsLimit"] is True
     assert info["OSType"] == "linux" and info["Architecture"] == platform.machine()
     assert info["LiveRestoreEnabled"] is True
     assert info["Swarm"]["LocalNodeState"] == "inactive"

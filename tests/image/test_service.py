@@ -235,8 +235,13 @@ def test_tags_and_remove(service: ImageService, store):
         service.remove(str(top_id), force=True, in_use=running)
     with pytest.raises(FailedPrecondition, match="stopped container dddddddddddd"):
         service.remove(str(top_id), in_use=stopped)
-    # by its last tag while a container uses it: untagged, kept
-    assert service.remove("top:1", in_use=stopped) == [{"Untagged": "top:1"}]
+    # by its last tag while a container uses it: refused unless forced (it
+    # would leave the image dangling under the container); forced: untagged, kept
+    with pytest.raises(FailedPrecondition) as refused:
+        service.remove("top:1", in_use=stopped)
+    assert str(refused.value) == (f'conflict: unable to remove repository reference "top:1" (must force) - container '
+                                  f"dddddddddddd is using its referenced image {top_id.short}")
+    assert service.remove("top:1", force=True, in_use=stopped) == [{"Untagged": "top:1"}]
     assert store.metadata.has_image(top_id)
 
     top_layers = store.metadata.get_image(top_id).layers
@@ -310,9 +315,15 @@ def test_commit_changes_export(service: ImageService, store, data_root: Path):
         assert (root / "data" / "a").read_bytes() == b"changed"
         assert os.readlink(root / "added" / "link") == "/bin/tool"
     store.snapshotter.remove("container-2")
-    # the base cannot go while the child image exists; the child can
-    with pytest.raises(FailedPrecondition, match="dependent child images"):
-        service.remove(str(base_id))
+    # the base cannot go while the child image exists, even forced, and that
+    # conflict is reported before the soft one of its two names
+    service.tag("base:1", "other:1")
+    for force in (False, True):
+        with pytest.raises(FailedPrecondition) as refused:
+            service.remove(str(base_id), force=force)
+        assert str(refused.value) == (f"conflict: unable to delete {base_id.short} (cannot be forced) - image has "
+                                      "dependent child images")
+    service.remove("other:1")
     records = service.remove("committed:1")
     assert {"Deleted": str(new_id)} in records
     assert {"Deleted": str(base_id)} not in records  # still tagged base:1

@@ -42,7 +42,7 @@ from ..oci.digest import Digest
 from ..oci.image import ContainerConfig, History, ImageConfig, Manifest, Platform, RootFS, canonical_bytes, \
     chain_id, chain_ids, format_time, parse_document
 from ..oci.reference import Reference, parse_any_reference, parse_reference
-from ..store import CONTENT, DIGEST, LEASE_LABEL, SNAPSHOT, TAG, ImageRecord, LayerRecord, Store
+from ..store import CONTENT, DIGEST, LEASE_LABEL, SNAPSHOT, TAG, ImageRecord, LayerRecord, RefRecord, Store
 from ..store.overlay import OverlaySnapshotter
 from . import archive, diff
 from .apply import ApplyOptions, WhiteoutMode, apply_layer
@@ -868,6 +868,13 @@ class ImageService:
         records: list[dict[str, str]] = []
         shortid = image_id.short
         if ref is not None:
+            # Untagging the last name of an image a container (even a stopped
+            # one) uses would leave it dangling under that container: Docker
+            # asks for force first.
+            if not force and users and _single_repository(meta.refs(image_id)):
+                raise FailedPrecondition(
+                    f'conflict: unable to remove repository reference "{ref.familiar}" (must force) - container '
+                    f"{users[0].container_id[:12]} is using its referenced image {shortid}")
             meta.remove_ref(str(ref))
             records.append({"Untagged": ref.familiar})
             remaining = meta.refs(image_id)
@@ -879,13 +886,18 @@ class ImageService:
             if users or meta.children(image_id):
                 return records  # untagged; the image stays for its users
         else:
-            tags = meta.refs(image_id, TAG)
+            # Docker's order: the conflicts force cannot lift (child images,
+            # a running container) before those it can (several
+            # repositories, a stopped container).
+            if meta.children(image_id):
+                raise FailedPrecondition(
+                    f"conflict: unable to delete {shortid} (cannot be forced) - image has dependent child images")
             running = [u for u in users if u.running]
             if running:
                 raise FailedPrecondition(
                     f"conflict: unable to delete {shortid} (cannot be forced) - image is being used by running "
                     f"container {running[0].container_id[:12]}")
-            if len(tags) > 1 and not force:
+            if not force and not _single_repository(meta.refs(image_id)) and meta.refs(image_id):
                 raise FailedPrecondition(
                     f"conflict: unable to delete {shortid} (must be forced) - image is referenced in multiple "
                     f"repositories")
@@ -893,9 +905,6 @@ class ImageService:
                 raise FailedPrecondition(
                     f"conflict: unable to delete {shortid} (must be forced) - image is being used by stopped "
                     f"container {users[0].container_id[:12]}")
-            if meta.children(image_id):
-                raise FailedPrecondition(
-                    f"conflict: unable to delete {shortid} (cannot be forced) - image has dependent child images")
             for r in meta.refs(image_id):
                 meta.remove_ref(r.ref)
                 records.append({"Untagged": parse_reference(r.ref).familiar})
@@ -1050,6 +1059,17 @@ class ImageService:
         """The chain ID a container of this image prepares its snapshot on."""
         record = self.store.metadata.get_image(self.resolve(name))
         return record.layers[-1] if record.layers else None
+
+
+def _single_repository(refs: Sequence[RefRecord]) -> bool:
+    """Docker's "single reference": at most one tag, and every digest
+    reference in that tag's repository. Removing such an image by ID takes
+    its names with it; otherwise the names must be removed first (or forced)."""
+    tags = [r for r in refs if r.kind == TAG]
+    names = {parse_reference(r.ref).name for r in refs}
+    if len(tags) > 1:
+        return False
+    return len(names) == 1
 
 
 __all__ = ["ImageService", "ImageUser", "InUse", "LoadResult", "LoadedImage", "host_platform_spec", "parse_time"]

@@ -119,7 +119,7 @@ def list_images(engine: Engine, filters: Filters, all_images: bool, api: tuple[i
     svc = engine.images
     images = svc.list_images(all_images=all_images)
     dangling = filters.bool_value("dangling")
-    created_bounds: list[tuple[str, float]] = []
+    created_bounds: list[tuple[str, int]] = []
     for key in ("before", "since"):
         for ref in filters.get(key):
             created_bounds.append((key, _created_of(svc, ref)))
@@ -131,9 +131,15 @@ def list_images(engine: Engine, filters: Filters, all_images: bool, api: tuple[i
             continue
         if dangling is False and not tags:
             continue
-        if "reference" in filters and not reference_matches(filters.get("reference"),
-                                                            tags + (image.get("RepoDigests") or [])):
-            continue
+        if "reference" in filters:
+            # Docker lists only the names that matched (and skips an image
+            # none of whose names did).
+            patterns = filters.get("reference")
+            tags = [t for t in tags if reference_matches(patterns, [t])]
+            digests = [d for d in image.get("RepoDigests") or [] if reference_matches(patterns, [d])]
+            if not tags and not digests:
+                continue
+            image = {**image, "RepoTags": tags, "RepoDigests": digests}
         if not filters.match_labels(image.get("Labels")):
             continue
         created = image.get("Created", 0)
@@ -146,10 +152,12 @@ def list_images(engine: Engine, filters: Filters, all_images: bool, api: tuple[i
     return out
 
 
-def _created_of(svc: Any, ref: str) -> float:
+def _created_of(svc: Any, ref: str) -> int:
+    """The image's creation time in the whole seconds the list shows: an
+    image is neither before nor since itself."""
     from dockyard.image.service import parse_time
 
-    return parse_time(svc.inspect(ref).get("Created"))
+    return int(parse_time(svc.inspect(ref).get("Created")))
 
 
 def _versioned_summary(image: dict[str, Any], api: tuple[int, ...]) -> dict[str, Any]:

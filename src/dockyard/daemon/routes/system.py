@@ -123,7 +123,9 @@ def _info(engine: Engine, subscribers: int) -> dict:
         "CpuCfsQuota": sysinfo.cgroup_has("cpu", "cpu.cfs_quota_us"),
         "CPUShares": sysinfo.cgroup_has("cpu", "cpu.shares"),
         "CPUSet": sysinfo.cgroup_has("cpuset", "cpuset.cpus"),
-        "PidsLimit": sysinfo.cgroup_has("pids", "pids.max"),
+        # pids.max exists only below a v1 hierarchy's root: the root's own
+        # cgroup.procs shows the controller is mounted.
+        "PidsLimit": sysinfo.cgroup_has("pids", "cgroup.procs"),
         "IPv4Forwarding": sysinfo.read_flag("/proc/sys/net/ipv4/ip_forward"),
         "BridgeNfIptables": sysinfo.read_flag("/proc/sys/net/bridge/bridge-nf-call-iptables"),
         "BridgeNfIp6tables": sysinfo.read_flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
