@@ -71,8 +71,9 @@ def test_events_since_until_and_filters(dockyardd: Dockyardd) -> None:
                                  "\n\nRun 'dockyard images --help' for more information\n"),
     (["--bogus", "images"], 125, "unknown flag: --bogus\n\nUsage:  dockyard [OPTIONS] COMMAND [ARG...]\n\n"
                                  "Run 'dockyard --help' for more information\n"),
-    (["rmi", "no-such-image"], 1, "Error response from daemon: No such image: no-such-image\n"),
-    (["image", "inspect", "no-such-image"], 1, "Error response from daemon: No such image: no-such-image\n"),
+    (["rmi", "no-such-image"], 1, "Error response from daemon: No such image: no-such-image:latest\n"),
+    (["image", "inspect", "no-such-image"], 1, "Error response from daemon: No such image: no-such-image:latest\n"),
+    (["rmi", "no-such-image:v1"], 1, "Error response from daemon: No such image: no-such-image:v1\n"),
     (["inspect", "no-such-thing"], 1, "Error: No such object: no-such-thing\n"),
     (["images", "--format", "{{.Nope"], 1, "template parsing error: template: unclosed action\n"),
     (["images", "--filter", "nope=1"], 1, "Error response from daemon: invalid filter 'nope'\n"),
@@ -100,7 +101,8 @@ def test_inspect_prints_found_objects_and_errors(dockyardd: Dockyardd) -> None:
     assert result.returncode == 1
     docs = json.loads(result.stdout)
     assert len(docs) == 1 and docs[0]["RepoTags"] == ["busybox:latest"]
-    assert result.stderr.decode() == "Error: No such image: missing-one\n"
+    # one --type: the daemon's answer, as docker prints it
+    assert result.stderr.decode() == "Error response from daemon: No such image: missing-one:latest\n"
     assert ok(run_cli(dockyardd, "inspect", "-f", "{{.Os}}", "busybox")) == "linux\n"
 
 

@@ -128,12 +128,12 @@ def test_tag_and_remove_rules(dockyardd: Dockyardd, busybox_id: str) -> None:
     assert ok(run_cli(dockyardd, "rmi", "localhost:5000/team/tool:1.0")) == "Untagged: localhost:5000/team/tool:1.0\n"
     result = run_docker(dockyardd, "rmi", "no-such-image")
     assert result.returncode == 1
-    assert result.stderr.decode().strip() == "Error response from daemon: No such image: no-such-image"
+    assert result.stderr.decode().strip() == "Error response from daemon: No such image: no-such-image:latest"
     result = run_docker(dockyardd, "tag", "busybox", "Bad:Name")
     assert result.returncode != 0
     result = run_cli(dockyardd, "tag", "nope", "x:y")
     assert result.returncode == 1
-    assert result.stderr.decode().strip() == "Error response from daemon: No such image: nope"
+    assert result.stderr.decode().strip() == "Error response from daemon: No such image: nope:latest"
     with pytest.raises(RemoteNotFound):
         dockyardd.client().tag_image("nope", "x", "y")
 

@@ -238,7 +238,8 @@ class ImageService:
                 return found[0], None
             if len(found) > 1:
                 raise InvalidArgument(f"ambiguous image ID prefix {name!r}: {len(found)} images match")
-        raise NotFound(f"No such image: {name}")
+        # Docker names what it looked for: a bare name with its implied tag.
+        raise NotFound(f"No such image: {ref.familiar if parsed is not None else name}")
 
     def exists(self, name: str) -> bool:
         try:

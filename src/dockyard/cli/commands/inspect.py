@@ -63,9 +63,12 @@ def inspect(ctx: Context, argv: list[str], name: str) -> int:
 
         raise UsageError(f'"{args.type}" is not a valid value for --type', status=1)
     types = [args.type] if args.type else [t for t in TYPE_ORDER if t in INSPECTORS]
+    from dockyard.cli.main import report_error
+
     found: list[Any] = []
-    errors: list[str] = []
+    errors: list[str | NotFound] = []
     for obj_name in args.names:
+        missing: NotFound | None = None
         for kind in types:
             fetch = INSPECTORS.get(kind)
             if fetch is None:
@@ -75,13 +78,19 @@ def inspect(ctx: Context, argv: list[str], name: str) -> int:
             try:
                 found.append(fetch(ctx.client, obj_name))
                 break
-            except NotFound:
+            except NotFound as e:
+                missing = e
                 continue
         else:
-            errors.append(f"No such {args.type or 'object'}: {obj_name}")
+            # docker passes the daemon's answer through when asked for one
+            # type, and says "No such object" when it tried them all.
+            errors.append(missing if args.type and missing is not None else f"No such object: {obj_name}")
     print_objects(ctx, found, args.format)
-    for message in errors:
-        ctx.warn(f"Error: {message}")
+    for error in errors:
+        if isinstance(error, str):
+            ctx.warn(f"Error: {error}")
+        else:
+            report_error(ctx, error)
     if errors:
         raise CommandFailed(1)
     return 0
