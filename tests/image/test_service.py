@@ -220,6 +220,8 @@ def test_tags_and_remove(service: ImageService, store):
     assert sorted(service.inspect(str(top_id))["RepoTags"]) == ["registry.local:5000/team/top:v2", "top:1"]
     with pytest.raises(InvalidArgument):
         service.tag("top:1", "x@sha256:" + "0" * 64)
+    with pytest.raises(InvalidArgument, match="^refusing to create an ambiguous tag using digest algorithm as name$"):
+        service.tag("top:1", "sha256:" + top_id.encoded)
     with pytest.raises(NotFound, match="No such image: nope"):
         service.remove("nope")
 

@@ -840,6 +840,9 @@ class ImageService:
         ref = parse_reference(target)
         if ref.digest is not None:
             raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
+        if ref.familiar_name == "sha256":
+            # "sha256:<hex>" would read back as an image ID, not this tag
+            raise InvalidArgument("refusing to create an ambiguous tag using digest algorithm as name")
         ref = ref.tagged_or_latest()
         self.store.metadata.set_ref(str(ref), image_id, TAG)
         return ref
