@@ -79,7 +79,7 @@ def test_import_with_changes(service: ImageService, store):
 
 
 def test_import_bad_change_reads_nothing(service: ImageService, store):
-    with pytest.raises(InvalidArgument, match="RUN is not a valid change command"):
+    with pytest.raises(InvalidArgument, match="^run is not a valid change command$"):
         service.import_image(io.BytesIO(layer_tar(BASE)), changes=["RUN rm -rf /"])
     _assert_empty(store)
 

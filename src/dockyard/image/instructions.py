@@ -86,7 +86,7 @@ class _State:
         verb = keyword.lower()
         rest = rest.strip()
         if verb not in _ALLOWED:
-            raise InvalidArgument(f"{keyword.upper()} is not a valid change command")
+            raise InvalidArgument(f"{verb} is not a valid change command")  # Docker prints the lowercased keyword
         getattr(self, "_" + verb)(rest, line)
 
     # -- instructions --------------------------------------------------------
