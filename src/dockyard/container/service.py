@@ -1334,38 +1334,17 @@ class ContainerService:
             return stop_flag["stop"] or cur is None or not cur.state.running or cur.state.started_at != run_id \
                 or self._closed
 
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue(maxsize=256)
-        sentinel = object()
         following = follow and c.state.running
         if following:
             self._log_followers.setdefault(c.id, set()).add(wake)
 
-        def pump() -> None:
-            try:
-                for entry in reader.read(since=since_ns, until=until_ns, tail=tail_n, follow=following,
-                                         stop=should_stop, poll_interval=self.log_poll_interval, wait=wake.wait):
-                    if entry.stream not in wanted:
-                        continue
-                    item = (entry.stream, entry.render(timestamps))
-                    asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
-                    if stop_flag["stop"]:
-                        break
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
-            finally:
-                asyncio.run_coroutine_threadsafe(queue.put(sentinel), loop).result()
+        def pump(put: Callable[[Any], None]) -> None:
+            for entry in reader.read(since=since_ns, until=until_ns, tail=tail_n, follow=following,
+                                     stop=should_stop, poll_interval=self.log_poll_interval, wait=wake.wait):
+                if entry.stream in wanted:
+                    put((entry.stream, entry.render(timestamps)))
 
-        worker = loop.run_in_executor(self._stream_pool, pump)
-        try:
-            while True:
-                item = await queue.get()
-                if item is sentinel:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
+        def consumer_gone() -> None:
             stop_flag["stop"] = True
             wake.set()
             followers = self._log_followers.get(c.id)
@@ -1373,10 +1352,12 @@ class ContainerService:
                 followers.discard(wake)
                 if not followers:
                     del self._log_followers[c.id]
-            while not worker.done():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-                await asyncio.sleep(0.01)
+
+        # Closed with this generator, not when the collector finds it.
+        async with contextlib.aclosing(_thread_items(pump, self._stream_pool, maxsize=256,
+                                                     on_close=consumer_gone)) as items:
+            async for item in items:
+                yield item
 
     # ------------------------------------------------------------------ attach / exec
 
@@ -1809,14 +1790,16 @@ class _Cancelled(Exception):
     """The consumer of a thread stream went away."""
 
 
-async def _thread_stream(produce: Callable[[Any], Any], executor: ThreadPoolExecutor,
-                         chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
-    """Run ``produce(out)`` in a thread of ``executor``, writing to a
-    file-like ``out``; yield what it writes as it writes it.  The producer
-    waits while the consumer is behind (back-pressure); the consumer waits
-    on the loop, holding no thread."""
+async def _thread_items(produce: Callable[[Callable[[Any], None]], None], executor: ThreadPoolExecutor, *,
+                        maxsize: int, on_close: Callable[[], None] | None = None) -> AsyncIterator[Any]:
+    """Run ``produce(put)`` in a thread of ``executor``; yield each item it
+    puts as it puts it, and re-raise what it raises.  The producer waits
+    while the consumer is behind (back-pressure); the consumer waits on the
+    loop, holding no thread.  When the consumer stops, ``on_close`` runs
+    (to wake a producer that waits for something else) and the producer's
+    next ``put`` ends it."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue(maxsize=8)
+    queue: asyncio.Queue = asyncio.Queue(maxsize=maxsize)
     done = object()
     state = {"cancelled": False}
 
@@ -1825,27 +1808,9 @@ async def _thread_stream(produce: Callable[[Any], Any], executor: ThreadPoolExec
             raise _Cancelled()
         asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
 
-    class _Out:
-        def __init__(self) -> None:
-            self.buf = bytearray()
-
-        def write(self, data: bytes) -> int:
-            self.buf += data
-            if len(self.buf) >= chunk_size:
-                put(bytes(self.buf))
-                self.buf.clear()
-            return len(data)
-
-        def flush(self) -> None:
-            pass
-
-    out = _Out()
-
     def run() -> None:
         try:
-            produce(out)
-            if out.buf:
-                put(bytes(out.buf))
+            produce(put)
             put(done)
         except _Cancelled:
             pass
@@ -1864,11 +1829,45 @@ async def _thread_stream(produce: Callable[[Any], Any], executor: ThreadPoolExec
             yield item
     finally:
         state["cancelled"] = True
+        if on_close is not None:
+            on_close()
         # Drain so a producer blocked on a full queue can finish.
         while not worker.done():
             with contextlib.suppress(asyncio.QueueEmpty):
                 queue.get_nowait()
             await asyncio.sleep(0.01)
+
+
+async def _thread_stream(produce: Callable[[Any], Any], executor: ThreadPoolExecutor,
+                         chunk_size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    """Run ``produce(out)`` in a thread of ``executor``, writing to a
+    file-like ``out``; yield what it writes, in chunks, as it writes it
+    (see :func:`_thread_items`)."""
+
+    class _Out:
+        def __init__(self, put: Callable[[Any], None]) -> None:
+            self.put = put
+            self.buf = bytearray()
+
+        def write(self, data: bytes) -> int:
+            self.buf += data
+            if len(self.buf) >= chunk_size:
+                self.put(bytes(self.buf))
+                self.buf.clear()
+            return len(data)
+
+        def flush(self) -> None:
+            pass
+
+    def run(put: Callable[[Any], None]) -> None:
+        out = _Out(put)
+        produce(out)
+        if out.buf:
+            put(bytes(out.buf))
+
+    async with contextlib.aclosing(_thread_items(run, executor, maxsize=8)) as chunks:
+        async for chunk in chunks:
+            yield chunk
 
 
 class _Reader:

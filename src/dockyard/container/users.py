@@ -9,6 +9,7 @@ primary gid comes from passwd and the supplementary groups are every
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,41 +46,33 @@ class ExecUser:
     name: str | None = None
 
 
-def parse_passwd(text: str | None) -> list[PasswdEntry]:
-    entries = []
+def _records(text: str | None, min_fields: int, id_fields: int) -> Iterator[tuple[list[str], list[int]]]:
+    """The colon-separated records of /etc/passwd or /etc/group: (fields,
+    the numeric ids in fields 2 ..), skipping blanks, comments, short lines
+    and lines whose ids are not numbers (as libc does)."""
     for line in (text or "").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         fields = line.split(":")
-        if len(fields) < 4:
+        if len(fields) < min_fields:
             continue
         try:
-            uid, gid = int(fields[2]), int(fields[3])
+            ids = [int(f) for f in fields[2:2 + id_fields]]
         except ValueError:
             continue
-        entries.append(PasswdEntry(fields[0], uid, gid,
-                                   fields[5] if len(fields) > 5 else "",
-                                   fields[6] if len(fields) > 6 else ""))
-    return entries
+        yield fields, ids
+
+
+def parse_passwd(text: str | None) -> list[PasswdEntry]:
+    return [PasswdEntry(fields[0], uid, gid, fields[5] if len(fields) > 5 else "",
+                        fields[6] if len(fields) > 6 else "")
+            for fields, (uid, gid) in _records(text, 4, 2)]
 
 
 def parse_group(text: str | None) -> list[GroupEntry]:
-    entries = []
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split(":")
-        if len(fields) < 3:
-            continue
-        try:
-            gid = int(fields[2])
-        except ValueError:
-            continue
-        members = tuple(m for m in (fields[3].split(",") if len(fields) > 3 else []) if m)
-        entries.append(GroupEntry(fields[0], gid, members))
-    return entries
+    return [GroupEntry(fields[0], gid, tuple(m for m in (fields[3].split(",") if len(fields) > 3 else []) if m))
+            for fields, (gid,) in _records(text, 3, 1)]
 
 
 def _as_id(text: str) -> int | None:

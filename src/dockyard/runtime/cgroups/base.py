@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
-from dockyard.errors import FailedPrecondition, Internal, InvalidArgument, Unavailable
+from dockyard.errors import FailedPrecondition, Internal, InvalidArgument, NotFound, Unavailable
 from dockyard.runtime.lazylog import LazyLogger
 
 log = LazyLogger("dockyard.runtime.cgroups")
@@ -473,3 +473,32 @@ def apply_settings(settings, dir_for: Callable[[str], str | None], cgroup_path: 
         if s.missing == "warn":
             log.warning("cgroup %s: linux.resources.%s not applied: no %s here (the %s controller is not "
                         "available to this cgroup)", cgroup_path, s.field, files, s.controller)
+
+
+def signal_each(cgroup: Cgroup, sig: int, *, has_freezer: bool, thaw_to_kill: bool) -> None:
+    """Send ``sig`` to every process of ``cgroup`` one by one (where no
+    ``cgroup.kill`` does it at once), frozen meanwhile when it has a
+    freezer, so that no process forks past the loop.  It is thawed after,
+    unless it was frozen before (a paused container stays paused), or
+    always after a SIGKILL when ``thaw_to_kill`` (a task frozen by the v1
+    freezer dies only once thawed)."""
+    was_frozen = cgroup.is_frozen() if has_freezer else False
+    froze = False
+    if has_freezer:
+        try:
+            cgroup.freeze()
+            froze = True
+        except (Unavailable, NotFound):
+            pass
+    try:
+        for pid in cgroup.procs():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    finally:
+        if froze and (not was_frozen or (thaw_to_kill and sig == signal.SIGKILL)):
+            try:
+                cgroup.thaw()
+            except NotFound:
+                pass

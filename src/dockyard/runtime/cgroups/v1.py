@@ -316,28 +316,9 @@ class CgroupV1:
                 if self.is_frozen():
                     self.thaw()
                 return
-        was_frozen = self.is_frozen() if "freezer" in self.dirs else False
-        froze = False
-        if "freezer" in self.dirs and self.exists():
-            try:
-                self.freeze()  # no forks while we signal
-                froze = True
-            except (Unavailable, NotFound):
-                pass
-        try:
-            for pid in self.procs():
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-        finally:
-            # A frozen task only acts on SIGKILL once thawed; other signals
-            # wait, and a paused container stays paused.
-            if froze and (sig == signal.SIGKILL or not was_frozen):
-                try:
-                    self.thaw()
-                except NotFound:
-                    pass
+        # A task frozen by the v1 freezer acts on SIGKILL only once thawed.
+        base.signal_each(self, sig, has_freezer="freezer" in self.dirs and self.exists(),
+                         thaw_to_kill=True)
 
     # -- accounting --------------------------------------------------------
 

@@ -212,27 +212,8 @@ class CgroupV2:
                 if not self.exists():
                     return
                 # kernel < 5.14: signal one by one below
-        has_freezer = os.path.exists(self._file("cgroup.freeze"))
-        was_frozen = self.is_frozen()
-        froze = False
-        if has_freezer:
-            try:
-                self.freeze()  # no forks while we signal
-                froze = True
-            except (Unavailable, NotFound):
-                pass
-        try:
-            for pid in self.procs():
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-        finally:
-            if froze and not was_frozen:
-                try:
-                    self.thaw()
-                except NotFound:
-                    pass
+        # The v2 freezer lets a fatal signal through to a frozen task.
+        base.signal_each(self, sig, has_freezer=os.path.exists(self._file("cgroup.freeze")), thaw_to_kill=False)
 
     # -- accounting --------------------------------------------------------
 

@@ -171,12 +171,16 @@ def _list(value: Any, name: str) -> list:
     return value
 
 
-def _str(value: Any, name: str, default: str = "") -> str:
+def _typed(value: Any, name: str, kind: type, what: str, default: Any) -> Any:
     if value is None:
         return default
-    if not isinstance(value, str):
-        raise _bad(name, "must be a string")
+    if not isinstance(value, kind):
+        raise _bad(name, f"must be {what}")
     return value
+
+
+def _str(value: Any, name: str, default: str = "") -> str:
+    return _typed(value, name, str, "a string", default)
 
 
 def _strs(value: Any, name: str) -> tuple[str, ...]:
@@ -199,11 +203,7 @@ def _int(value: Any, name: str, default: int | None = None, lo: int | None = Non
 
 
 def _bool(value: Any, name: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise _bad(name, "must be a boolean")
-    return value
+    return _typed(value, name, bool, "a boolean", False)
 
 
 def _env(value: Any, name: str) -> tuple[str, ...]:

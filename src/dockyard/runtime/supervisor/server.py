@@ -320,6 +320,37 @@ def _in_child(fn, args, kwargs):
     return doc.get("value")
 
 
+def _run_with_pipes(run, want_stdin: bool, copier=None) -> tuple[ProcessIO, int]:
+    """Call ``run(stdin, stdout, stderr)`` with fds for a process without a
+    terminal (a pipe, or /dev/null, for stdin; pipes for the output), keep
+    our ends (non-blocking) and close the process's: (its ProcessIO, the
+    pid ``run`` returns)."""
+    theirs: list[int] = []
+    ours: list[int] = []
+    stdin_w = None
+    try:
+        if want_stdin:
+            stdin_r, stdin_w = os.pipe()
+            ours.append(stdin_w)
+        else:
+            stdin_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        theirs.append(stdin_r)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        theirs += [out_w, err_w]
+        ours += [out_r, err_r]
+        pid = run(stdin_r, out_w, err_w)
+    except BaseException:
+        for fd in theirs + ours:
+            _close(fd)
+        raise
+    for fd in theirs:
+        _close(fd)
+    for fd in ours:
+        _nonblock(fd)
+    return ProcessIO(False, None, {out_r: P.STDOUT, err_r: P.STDERR}, stdin_w, copier), pid
+
+
 def _exit_code(status: int) -> tuple[int, int | None]:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -498,32 +529,9 @@ class Supervisor:
         return self._status_doc()
 
     def _create_pipes(self, copier, Stdio):
-        container_side = []
-        ours = []
-        try:
-            if self.spec.stdin:
-                stdin_r, stdin_w = os.pipe()
-                container_side.append(stdin_r)
-                ours.append(stdin_w)
-            else:
-                stdin_r, stdin_w = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), None
-                container_side.append(stdin_r)
-            out_r, out_w = os.pipe()
-            container_side.append(out_w)
-            ours.append(out_r)
-            err_r, err_w = os.pipe()
-            container_side.append(err_w)
-            ours.append(err_r)
-            pid = self.runtime.create(self.cid, Path(self.spec.bundle), stdio=Stdio(stdin_r, out_w, err_w))
-        except BaseException:
-            for fd in container_side + ours:
-                _close(fd)
-            raise
-        for fd in container_side:
-            _close(fd)
-        for fd in ours:
-            _nonblock(fd)
-        return ProcessIO(False, None, {out_r: P.STDOUT, err_r: P.STDERR}, stdin_w, copier), pid
+        return _run_with_pipes(
+            lambda i, o, e: self.runtime.create(self.cid, Path(self.spec.bundle), stdio=Stdio(i, o, e)),
+            self.spec.stdin, copier)
 
     def _receive_console(self, name: str, create):
         """Run ``create(console_socket_path)`` and return (its result, the
@@ -1137,16 +1145,15 @@ class Supervisor:
         self._reply(conn, {"ok": True}, close=True)
 
     def op_pause(self, conn: Conn, req: dict) -> None:
-        self._require_live()
-        self.runtime.pause(self.cid)
-        self.status = "paused"
-        self._write_state()
-        self._reply(conn, {"ok": True}, close=True)
+        self._freezer_op(conn, self.runtime.pause, "paused")
 
     def op_resume(self, conn: Conn, req: dict) -> None:
+        self._freezer_op(conn, self.runtime.resume, "running")
+
+    def _freezer_op(self, conn: Conn, call, status: str) -> None:
         self._require_live()
-        self.runtime.resume(self.cid)
-        self.status = "running"
+        call(self.cid)
+        self.status = status
         self._write_state()
         self._reply(conn, {"ok": True}, close=True)
 
@@ -1237,28 +1244,8 @@ class Supervisor:
             if detach:
                 pid = self.runtime.exec(self.cid, process, stdio=Stdio(null, null, null))
                 return ProcessIO(False, None, {}, None), pid
-            fds_child, ours = [], []
-            try:
-                if want_stdin:
-                    in_r, in_w = os.pipe()
-                    fds_child.append(in_r)
-                    ours.append(in_w)
-                else:
-                    in_r, in_w = null, None
-                out_r, out_w = os.pipe()
-                err_r, err_w = os.pipe()
-                fds_child += [out_w, err_w]
-                ours += [out_r, err_r]
-                pid = self.runtime.exec(self.cid, process, stdio=Stdio(in_r, out_w, err_w))
-            except BaseException:
-                for fd in fds_child + ours:
-                    _close(fd)
-                raise
-            for fd in fds_child:
-                _close(fd)
-            for fd in ours:
-                _nonblock(fd)
-            return ProcessIO(False, None, {out_r: P.STDOUT, err_r: P.STDERR}, in_w), pid
+            return _run_with_pipes(lambda i, o, e: self.runtime.exec(self.cid, process, stdio=Stdio(i, o, e)),
+                                   want_stdin)
         finally:
             os.close(null)
 
