@@ -173,6 +173,20 @@ def write_json_atomic(path: str, doc: dict, *, durable: bool = True) -> None:
     os.rename(tmp, path)
 
 
+def sync_file(path: str) -> None:
+    """fsync ``path`` (written by :func:`write_json_atomic` with
+    ``durable=False``) and its directory, which holds the rename."""
+    for target, flags in ((path, os.O_RDONLY), (os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)):
+        try:
+            fd = os.open(target, flags | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def read_json(path: str) -> dict | None:
     try:
         with open(path, "rb") as f:

@@ -947,8 +947,11 @@ class Supervisor:
         self.exit = ExitStatus(exit_code=code, signal=sig, oom_killed=oom, started_at=self.started_at,
                                finished_at=rfc3339nano(), pid=self.pid, error=error)
         self.status = "exited"
-        P.write_json_atomic(self.path(P.EXIT_FILE), self.exit.to_json())
-        self._write_state()
+        # Recorded before anyone is told (a client that hears of the exit
+        # finds the record), made durable after: the fsync waits for the
+        # filesystem's journal, milliseconds on a busy disk, and only a
+        # crash of the machine in between could lose it.
+        P.write_json_atomic(self.path(P.EXIT_FILE), self.exit.to_json(), durable=False)
         exit_frame = P.encode_frame(P.EXIT, json.dumps(self.exit.to_json()).encode())
         for conn in list(self.conns.values()):
             if conn.mode == "attach":
@@ -959,6 +962,8 @@ class Supervisor:
             if conn.fd in self.conns:
                 self._reply(conn, {"ok": True, "exit": self.exit.to_json()}, close=True)
         self.waiters.clear()
+        P.sync_file(self.path(P.EXIT_FILE))
+        self._write_state()
         # New connections now find no socket and read exit.json instead.
         if self.listen is not None:
             try:
