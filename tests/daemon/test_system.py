@@ -69,6 +69,14 @@ def test_version_and_routing_errors(dockyardd: Dockyardd, path: str, status: int
     assert json.loads(body) == {"message": message}
 
 
+@pytest.mark.parametrize("method, path", [("DELETE", "/version"), ("PUT", "/v1.45/info"), ("GET", "/containers/prune")])
+def test_wrong_method_is_not_found(dockyardd: Dockyardd, method: str, path: str) -> None:
+    """dockerd's router has no 405: a path it knows, asked with another
+    method, is a page it does not have."""
+    got, headers, body = raw_request(dockyardd, method, path)
+    assert (got, json.loads(body)) == (404, {"message": "page not found"})
+
+
 @pytest.mark.parametrize("version", ["1.24", "1.41", "1.45"])
 def test_supported_versions_answer(dockyardd: Dockyardd, version: str) -> None:
     status, _, body = raw_request(dockyardd, "GET", f"/v{version}/version")

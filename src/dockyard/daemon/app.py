@@ -162,9 +162,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        # aiohttp's own 404/405 answers, in Docker's JSON shape.
-        message = "page not found" if e.status == 404 else (e.reason or "error").lower()
-        return error_response(e.status, message)
+        # aiohttp's own 404/405 answers, in Docker's JSON shape.  dockerd's
+        # router answers a known path with the wrong method as an unknown
+        # one: 404, not 405.
+        if e.status in (404, 405):
+            return error_response(404, "page not found")
+        return error_response(e.status, (e.reason or "error").lower())
     except ConnectionError:
         # The client is gone; there is nobody to answer.  (Returning rather
         # than raising keeps aiohttp from logging it as a server fault.)
