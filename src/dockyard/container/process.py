@@ -103,7 +103,11 @@ class ProcessBackend(Protocol):
     # stdio, relayed by the supervisor: blocking calls returning its
     # framed streams (see dockyard.runtime.supervisor.protocol)
 
-    def attach(self, handle: dict[str, Any], *, stdin: bool, stdout: bool, stderr: bool) -> Any: ...
+    def attach(self, handle: dict[str, Any], *, stdin: bool, stdout: bool, stderr: bool, start: bool = False) -> Any:
+        """A stream of the container's output from now on (and its stdin);
+        ``start``: then start a container spawned with ``start=False``, no
+        output lost (``start(handle)`` in the same trip)."""
+        ...
 
     def exec(self, handle: dict[str, Any], process: dict[str, Any], *, exec_id: str, tty: bool, stdin: bool,
              detach: bool, console_size: tuple[int, int] | None = None, record: bool = True) -> Any:

@@ -709,7 +709,6 @@ class ContainerService:
             handle = await self._io(self.processes.spawn, request)
             if pending:
                 await self._connect_pending(handle, pending)
-                await self._io(self.processes.start, handle)
         except DockyardError as exc:
             for p in pending:
                 p.fail()
@@ -744,13 +743,17 @@ class ContainerService:
             await self._io(self.processes.release, handle)
 
     async def _connect_pending(self, handle: dict[str, Any], pending: list[_PendingAttach]) -> None:
+        """Connect the sessions waiting for this run and start it: the last
+        one's attach carries the start (one round trip fewer on the path of
+        every `docker run`); with none left, the start goes alone."""
         from .supervised import open_async
-        for p in pending:
-            if p.closed:
-                continue
+        live = [p for p in pending if not p.closed]
+        for i, p in enumerate(live):
             stream = await self._io(self.processes.attach, handle, stdin=p.stdin, stdout=p.stdout,
-                                    stderr=p.stderr)
+                                    stderr=p.stderr, start=i == len(live) - 1)
             p.connect(open_async(stream))
+        if not live:
+            await self._io(self.processes.start, handle)
 
     # ------------------------------------------------------------------ exits
 

@@ -92,8 +92,8 @@ class SupervisorBackend:
 
     # -- stdio ------------------------------------------------------------
 
-    def attach(self, handle: dict[str, Any], *, stdin: bool, stdout: bool, stderr: bool):
-        return self._handle(handle).attach(stdin=stdin, stdout=stdout, stderr=stderr)
+    def attach(self, handle: dict[str, Any], *, stdin: bool, stdout: bool, stderr: bool, start: bool = False):
+        return self._handle(handle).attach(stdin=stdin, stdout=stdout, stderr=stderr, start=start)
 
     def exec(self, handle: dict[str, Any], process: dict[str, Any], *, exec_id: str, tty: bool, stdin: bool,
              detach: bool, console_size: tuple[int, int] | None = None, record: bool = True):

@@ -337,3 +337,17 @@ def test_a_stdin_once_client_reset_closes_the_stdin(harness, make_bundle, test_i
     stream.close()  # "ready" unread: the supervisor's next read is a reset
     assert handle.wait(timeout=30).exit_code == 0
     assert b"".join(lines_of(harness, test_id)) == b"ready\ndone\n"
+
+
+def test_attach_that_starts(harness, make_bundle, test_id):
+    """An attach may carry the start (docker run's path in one trip): the
+    stream has the run's first byte; a second such attach is refused."""
+    harness.spawn(test_id, make_bundle(["sh", "-c", "printf first; echo; echo second >&2; sleep 0.3"]),
+                  start=False)
+    handle = harness.client.connect(test_id)
+    stream = handle.attach(start=True)
+    assert stream.header["status"] == "running"
+    with pytest.raises(FailedPrecondition):
+        handle.attach(start=True)
+    code, out, err = stream.communicate(timeout=30)
+    assert (code, out, err) == (0, b"first\n", b"second\n")

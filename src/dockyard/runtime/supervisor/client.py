@@ -352,12 +352,17 @@ class SupervisorHandle:
     def close_stdin(self) -> None:
         self._call({"op": "close_stdin"})
 
-    def attach(self, *, stdin: bool = False, stdout: bool = True, stderr: bool = True) -> Stream:
+    def attach(self, *, stdin: bool = False, stdout: bool = True, stderr: bool = True,
+               start: bool = False) -> Stream:
         """A stream of the container's output from now on (and its stdin
         when ``stdin``); it ends with an EXIT frame when the container
-        exits."""
-        sock, answer, rest = self._request({"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr},
-                                           timeout=30)
+        exits.  ``start``: start the created container once the stream is
+        in place (as :meth:`start`, in the same round trip); the stream's
+        header is then the status after the start."""
+        request = {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr}
+        if start:
+            request["start"] = True
+        sock, answer, rest = self._request(request, timeout=60 if start else 30)
         sock.settimeout(None)
         return Stream(sock, answer, rest)
 

@@ -48,7 +48,8 @@ Control protocol, on a unix stream socket:
 Ops: ``status``, ``start``, ``wait`` (answers when the container has
 exited and its output is drained), ``kill {"signal", "all"}``, ``pause``,
 ``resume``, ``resize {"height", "width", "exec_id"?}``, ``close_stdin``,
-``attach {"stdin", "stdout", "stderr"}``, ``exec {"exec_id", "process",
+``attach {"stdin", "stdout", "stderr", "start"?}`` (``start: true``: start
+the created container too, once the stream is in place), ``exec {"exec_id", "process",
 "tty", "stdin", "detach", "console_size"?, "record"?}`` (``record: false``:
 no result is kept for ``exec_inspect``), ``exec_inspect {"exec_id"}``,
 ``ps``.  The zygote takes one op, ``spawn {"container_id", "directory",

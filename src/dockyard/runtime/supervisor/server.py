@@ -1182,6 +1182,12 @@ class Supervisor:
         self._reply(conn, {"ok": True}, close=True)
 
     def op_attach(self, conn: Conn, req: dict) -> None:
+        if req.get("start"):
+            # Output is read only in the loop, after this handler has
+            # subscribed the connection: none of it can be missed.
+            if self.status != "created":
+                raise FailedPrecondition(f"container {self.cid} is {self.status}, not created")
+            self._start()
         kinds = tuple(k for k, name in ((P.STDOUT, "stdout"), (P.STDERR, "stderr")) if req.get(name, True))
         conn.mode = "attach"
         conn.kinds = kinds
