@@ -39,6 +39,11 @@ def test_message_shape() -> None:
         "scope": "local", "time": 1_700_000_000, "timeNano": 1_700_000_000_123_456_789,
     }
     assert "status" not in Event("network", "create", "n1").to_json()
+    # a prune has no actor: no empty id (Docker omits it); attributes sorted
+    prune = Event("container", "prune", "", {"reclaimed": "0"}).to_json()
+    assert list(prune) == ["status", "Type", "Action", "Actor", "scope", "time", "timeNano"]
+    died = Event("container", "die", "c1", {"name": "a", "image": "bb", "exitCode": "0"}).to_json()
+    assert list(died["Actor"]["Attributes"]) == ["exitCode", "image", "name"]
 
 
 def f(doc: dict) -> Filters:

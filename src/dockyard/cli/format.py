@@ -139,7 +139,7 @@ def render_rows(format_spec: str | None, rows: Iterable[Mapping[str, Any]], *, d
     if not spec:
         spec = default
     if spec == "json":
-        return "".join(go_json(dict(row)) + "\n" for row in rows)
+        return "".join(go_json(StrictFields(row)) + "\n" for row in rows)
     if spec.startswith("table"):
         body = spec[len("table"):].strip() or default[len("table"):].strip()
         body = _unescape(body)

@@ -72,12 +72,41 @@ def go_str(value: Any) -> str:
     return str(value)
 
 
+#: Fields of Docker's API objects that are Go maps (json.Marshal sorts their
+#: keys); every other object is a struct, whose fields keep their order.
+#: A name maps to the parents it is a map under ("*": any parent).
+GO_MAP_FIELDS: dict[str, frozenset[str]] = {
+    name: frozenset(parents) for name, parents in {
+        "Labels": ["*"], "Attributes": ["*"], "Options": ["*"], "DriverOpts": ["*"], "Annotations": ["*"],
+        "ExposedPorts": ["*"], "Volumes": ["*"], "Ports": ["*"], "Sysctls": ["*"], "StorageOpt": ["*"],
+        "Tmpfs": ["*"], "Runtimes": ["*"], "IndexConfigs": ["*"], "Details": ["*"],
+        "Data": ["GraphDriver"], "Networks": ["NetworkSettings"], "Config": ["LogConfig"],
+        "stats": ["memory_stats"], "networks": ["*"],
+    }.items()}
+
+
+def _go_ordered(value: Any, *, sort_all: bool, name: str = "", parent: str = "") -> Any:
+    """``value`` with dict keys in the order json.Marshal writes them: sorted
+    for maps (and for every level of a formatter row, ``sort_all``), as
+    given for structs."""
+    if isinstance(value, dict):
+        parents = GO_MAP_FIELDS.get(name)
+        is_map = sort_all or (parents is not None and ("*" in parents or parent in parents))
+        items = sorted(value.items(), key=lambda kv: str(kv[0])) if is_map else value.items()
+        return {k: _go_ordered(v, sort_all=sort_all, name=str(k), parent=name) for k, v in items}
+    if isinstance(value, (list, tuple)):
+        return [_go_ordered(v, sort_all=sort_all, name=name, parent=parent) for v in value]
+    return value
+
+
 def go_json(value: Any) -> str:
-    """json.Marshal's output: compact, sorted map keys, <>& escaped."""
+    """json.Marshal's output: compact, <>& escaped; a formatter row
+    (:class:`StrictFields`, which docker marshals as a map) with sorted keys,
+    an API object with its fields in order and its maps sorted."""
     if value is NO_VALUE:
         value = None
-    text = json.dumps(value, separators=(",", ":"), sort_keys=isinstance(value, dict) and not isinstance(
-        value, StrictFields), ensure_ascii=False, default=str)
+    ordered = _go_ordered(value, sort_all=isinstance(value, StrictFields))
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False, default=str)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 

@@ -55,16 +55,19 @@ class Event:
     def to_json(self) -> dict:
         """Docker's events.Message, with the deprecated ``status``/``id``/
         ``from`` fields that old clients (and docker-py) still read."""
+        # status, id and from are omitted when empty (omitempty in Docker's
+        # struct: a prune has no actor ID); Attributes is a Go map, sorted.
         doc: dict = {}
         if self.type in ("container", "image"):
             doc["status"] = self.action
-            doc["id"] = self.actor_id
-            if self.type == "container" and "image" in self.attributes:
+            if self.actor_id:
+                doc["id"] = self.actor_id
+            if self.type == "container" and self.attributes.get("image"):
                 doc["from"] = self.attributes["image"]
         doc.update({
             "Type": self.type,
             "Action": self.action,
-            "Actor": {"ID": self.actor_id, "Attributes": dict(self.attributes)},
+            "Actor": {"ID": self.actor_id, "Attributes": dict(sorted(self.attributes.items()))},
             "scope": self.scope,
             "time": self.time_nano // 1_000_000_000,
             "timeNano": self.time_nano,

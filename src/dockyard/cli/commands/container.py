@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import re
 import time
 from typing import Any, Callable
 
@@ -81,11 +82,10 @@ def container_row(summary: dict[str, Any], *, trunc: bool, now: float | None = N
         names = [n for n in names if "/" not in n][:1] or names[:1]
     command = summary.get("Command") or ""
     created = summary.get("Created", 0)
-    size = ""
-    if "SizeRw" in summary or "SizeRootFs" in summary:
-        size = human_size(summary.get("SizeRw") or 0)
-        if summary.get("SizeRootFs"):
-            size += f" (virtual {human_size(summary['SizeRootFs'])})"
+    # docker prints 0B when the sizes were not asked for
+    size = human_size(summary.get("SizeRw") or 0)
+    if summary.get("SizeRootFs"):
+        size += f" (virtual {human_size(summary['SizeRootFs'])})"
     labels = summary.get("Labels") or {}
     mounts = [m.get("Name") or m.get("Source", "") for m in summary.get("Mounts") or []]
     networks = sorted(((summary.get("NetworkSettings") or {}).get("Networks") or {}).keys())
@@ -105,6 +105,10 @@ def container_row(summary: dict[str, Any], *, trunc: bool, now: float | None = N
         "Mounts": ",".join(_ellipsis(m, 15) if trunc else m for m in mounts),
         "Networks": ",".join(networks),
         "LocalVolumes": str(sum(1 for m in summary.get("Mounts") or [] if m.get("Type") == "volume")),
+        # docker's row has the image's platform when the daemon reports one
+        # (API >= 1.46); at 1.45 it is nil.
+        "Platform": summary.get("ImageManifestDescriptor", {}).get("platform") if isinstance(
+            summary.get("ImageManifestDescriptor"), dict) else None,
     }
 
 
@@ -122,7 +126,8 @@ def ps(ctx: Context, argv: list[str], name: str) -> int:
     args = p.parse_args(argv)
     limit = 1 if args.latest else args.last
     fmt = args.format
-    show_size = args.size or bool(fmt and ".Size" in fmt)
+    # docker asks for sizes when the template reads .Size, which {{json .}} does
+    show_size = args.size or bool(fmt and (".Size" in fmt or re.search(r"\bjson\s+\.\s*}}", fmt)))
     containers = ctx.client.containers(all=args.all, limit=limit if limit > 0 else None, size=show_size,
                                        filters=parse_filter_flags(args.filter) or None)
     now = time.time()

@@ -211,7 +211,6 @@ def history(ctx: Context, argv: list[str], name: str) -> int:
             "CreatedBy": created_by if args.no_trunc else ellipsis(created_by, 45),
             "Size": human_size(item.get("Size", 0)) if human else str(item.get("Size", 0)),
             "Comment": item.get("Comment", ""),
-            "Tags": ", ".join(item.get("Tags") or []),
         })
     ctx.write(render_rows(args.format, rows, default=HISTORY_DEFAULT, headers=HISTORY_HEADERS, quiet_field="ID",
                           quiet=args.quiet))

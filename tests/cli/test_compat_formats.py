@@ -1,0 +1,65 @@
+"""--format output of the dockyard command beside the real docker CLI's,
+against the same dockyardd: json rows, {{json .}} of API objects, the
+fields a row has and how they read when the daemon was not asked for them."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from daemon.harness import Dockyardd, run_cli, run_docker
+
+
+def ok(result) -> str:
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    return result.stdout.decode()
+
+
+@pytest.fixture(scope="module")
+def labelled_container(dockyardd: Dockyardd) -> str:
+    ok(run_cli(dockyardd, "image", "bootstrap", "busybox"))
+    name = f"fmt-{uuid.uuid4().hex[:8]}"
+    ok(run_docker(dockyardd, "create", "--name", name, "--label", "zeta=1", "--label", "alpha=2",
+                  "busybox", "sh", "-c", "echo <&>"))
+    yield name
+    run_docker(dockyardd, "rm", "-f", name)
+
+
+@pytest.mark.parametrize("args", [
+    # rows: docker marshals its formatter context as a map, keys sorted
+    ["ps", "-a", "--format", "{{json .}}"],
+    ["ps", "-a", "--format", "json"],  # sizes not asked for: "0B"
+    ["ps", "-a", "--format", "{{.Platform}} {{.Size}}"],
+    ["history", "--format", "{{json .}}", "busybox"],
+    ["history", "--format", "json", "busybox"],
+    ["images", "--format", "json"],
+    ["system", "df", "--format", "{{json .}}"],
+    # API objects: struct fields in order, maps sorted
+    ["inspect", "--format", "{{json .State}}", "{name}"],
+    ["inspect", "--format", "{{json .Config.Labels}}", "{name}"],
+    ["image", "inspect", "--format", "{{json .GraphDriver}}", "busybox"],
+    ["info", "--format", "{{json .Plugins}}"],
+])
+def test_formats_print_as_docker(dockyardd: Dockyardd, labelled_container: str, args: list[str]) -> None:
+    args = [a.replace("{name}", labelled_container) for a in args]
+    assert ok(run_cli(dockyardd, *args)) == ok(run_docker(dockyardd, *args)), args
+
+
+def test_history_rows_have_no_tags_field(dockyardd: Dockyardd, labelled_container: str) -> None:
+    for run in (run_cli, run_docker):
+        result = run(dockyardd, "history", "--format", "{{.Tags}}", "busybox")
+        assert result.returncode != 0 and b"can't evaluate field Tags" in result.stderr
+
+
+def test_event_json_omits_an_empty_id(dockyardd: Dockyardd, labelled_container: str) -> None:
+    ok(run_docker(dockyardd, "image", "prune", "-f"))
+    time.sleep(1.1)  # --until is whole seconds: let the prune's second pass
+    until = str(int(time.time()))
+    args = ["events", "--since", "10m", "--until", until, "--filter", "event=prune", "--format", "{{json .}}"]
+    ours = ok(run_cli(dockyardd, *args))
+    assert ours == ok(run_docker(dockyardd, *args))
+    line = json.loads(ours.splitlines()[-1])
+    assert "id" not in line and list(line)[:3] == ["status", "Type", "Action"]
