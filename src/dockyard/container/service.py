@@ -203,6 +203,10 @@ class ContainerService:
         self._opened = False
         from ..runtime.cgroups.warmup import MigrationWarmer
         self._cgroup_warmer = MigrationWarmer()
+        #: pidfds of the inits of the runs started here, and the unmounts
+        #: begun when one died (see _watch_init)
+        self._init_watches: dict[str, int] = {}
+        self._early_unmounts: dict[str, asyncio.Future] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -350,6 +354,8 @@ class ContainerService:
     async def close(self) -> None:
         """Stop watching; leave every container running (live-restore)."""
         self._closed = True
+        for cid in list(self._init_watches):
+            self._unwatch_init(cid)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -725,9 +731,39 @@ class ContainerService:
         c.state = State(status=RUNNING, pid=self.processes.pid(handle), started_at=format_time(), health=health)
         self._save(c)
         self._emit(c, "start")
+        self._watch_init(c)
         self._start_task(c.id, "monitor", self._monitor(c.id, dict(handle)))
         if health is not None:
             self._start_task(c.id, "health", self._health_loop(c.id))
+
+    def _watch_init(self, c: Container) -> None:
+        """Unmount the rootfs as soon as the container's init dies, beside
+        the supervisor's own work at the exit (the runtime's delete, the
+        exit record): recording the exit then finds it done or under way.
+        The host's mount of the rootfs serves no process of a dead
+        container (they see their own mount namespace's)."""
+        pid = c.state.pid
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            return  # gone already: the exit's record unmounts
+        loop = asyncio.get_running_loop()
+
+        def died() -> None:
+            self._unwatch_init(c.id)
+            if c.id not in self._early_unmounts and c.state.pid == pid and c.id in self._records:
+                self._early_unmounts[c.id] = self._io(self._unmount_rootfs, c)
+
+        self._unwatch_init(c.id)
+        self._init_watches[c.id] = fd
+        loop.add_reader(fd, died)
+
+    def _unwatch_init(self, cid: str) -> None:
+        fd = self._init_watches.pop(cid, None)
+        if fd is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
 
     async def _abandon(self, c: Container, handle: dict[str, Any]) -> None:
         """Undo a spawn whose start did not follow (connecting an attach or
@@ -778,6 +814,11 @@ class ContainerService:
                 return  # an older run's exit, already handled
             self._cancel_task(cid, "health")
             c.supervisor = {}
+            self._unwatch_init(cid)
+            early = self._early_unmounts.pop(cid, None)
+            if early is not None:
+                with contextlib.suppress(Exception):
+                    await early  # the unmount below then finds nothing left
             await self._io(self._release_run, c, handle)
             started = parse_time(c.state.started_at)
             ran_for = time.time() - started if started else 0.0
