@@ -57,7 +57,9 @@ class ArgParser(argparse.ArgumentParser):
                     at_most: int | None = None) -> None:
         """docker's "requires N arguments" checks (exit 1)."""
         n = len(args)
-        if exactly is not None and n != exactly:
+        if at_least is not None and at_most is not None and not at_least <= n <= at_most:
+            what = f"at least {at_least} and at most {at_most} argument{'s' if at_most != 1 else ''}"
+        elif exactly is not None and n != exactly:
             what = f"{exactly} argument{'s' if exactly != 1 else ''}"
         elif at_least is not None and n < at_least:
             what = f"at least {at_least} argument{'s' if at_least != 1 else ''}"

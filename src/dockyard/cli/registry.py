@@ -53,6 +53,7 @@ COMMANDS: dict[str, CommandSpec] = {
     "attach": CommandSpec("container:attach", "Attach local standard input, output, and error streams to a "
                                               "running container"),
     "top": CommandSpec("container:top", "Display the running processes of a container"),
+    "port": CommandSpec("container:port", "List port mappings or a specific mapping for the container"),
     "stats": CommandSpec("container:stats", "Display a live stream of container(s) resource usage statistics"),
     "pause": CommandSpec("container:pause", "Pause all processes within one or more containers"),
     "unpause": CommandSpec("container:unpause", "Unpause all processes within one or more containers"),
@@ -105,6 +106,7 @@ GROUPS: dict[str, Group] = {
         "logs": CommandSpec("container:logs", "Fetch the logs of a container"),
         "ls": CommandSpec("container:ps", "List containers", aliases=("list", "ps")),
         "pause": CommandSpec("container:pause", "Pause all processes within one or more containers"),
+        "port": CommandSpec("container:port", "List port mappings or a specific mapping for the container"),
         "prune": CommandSpec("container:prune", "Remove all stopped containers"),
         "rename": CommandSpec("container:rename", "Rename a container"),
         "restart": CommandSpec("container:restart", "Restart one or more containers"),

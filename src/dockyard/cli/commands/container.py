@@ -22,24 +22,33 @@ from dockyard.cli.format import bytes_size, go_time, human_duration, human_size,
 from dockyard.errors import DockyardError, NotFound
 
 
-def _for_each(ctx: Context, names: list[str], action: Callable[[str], Any], *, echo: bool = True) -> int:
+def _for_each(ctx: Context, names: list[str], action: Callable[[str], Any], *, echo: bool = True,
+              summary: str | None = None) -> int:
     """docker's loop over several containers: each name printed on success,
-    each error reported; exit 1 if any failed."""
+    each error reported; exit 1 if any failed (``docker start`` then also
+    says which, in ``summary``'s words)."""
     from dockyard.cli.main import report_error
 
-    failed = False
+    failed: list[str] = []
     for name in names:
         try:
             result = action(name)
         except DockyardError as e:
             report_error(ctx, e)
-            failed = True
+            failed.append(name)
             continue
         if echo:
             ctx.write(f"{name if result is None else result}\n")
     if failed:
+        if summary:
+            ctx.warn(f"Error: {summary}: {', '.join(failed)}")
         raise CommandFailed(1)
     return 0
+
+
+def _ignore(_answer: Any) -> None:
+    """For :func:`_for_each`: the action's answer is not what gets printed."""
+    return None
 
 
 # -- ps ----------------------------------------------------------------------------------
@@ -160,7 +169,9 @@ def start(ctx: Context, argv: list[str], name: str) -> int:
         return attach_and_start(ctx, info["Id"], name=name, stdin=stdin, stdout=True, stderr=True, tty=tty,
                                 detach_keys=args.detach_keys or None, sig_proxy=not tty,
                                 wait_condition="removed" if auto_remove else "next-exit")
-    return _for_each(ctx, args.containers, lambda c: ctx.client.start_container(c) and None)
+    # docker prints the name also when it was already running (304)
+    return _for_each(ctx, args.containers, lambda c: _ignore(ctx.client.start_container(c)),
+                     summary="failed to start containers")
 
 
 def _stopping(ctx: Context, argv: list[str], name: str, description: str, verb: Callable[..., Any]) -> int:
@@ -173,7 +184,7 @@ def _stopping(ctx: Context, argv: list[str], name: str, description: str, verb: 
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
     args = p.parse_args(argv)
     p.check_count(args.containers, at_least=1)
-    return _for_each(ctx, args.containers, lambda c: verb(c, timeout=args.time, signal=args.signal) and None)
+    return _for_each(ctx, args.containers, lambda c: _ignore(verb(c, timeout=args.time, signal=args.signal)))
 
 
 def stop(ctx: Context, argv: list[str], name: str) -> int:
@@ -236,7 +247,43 @@ def rename(ctx: Context, argv: list[str], name: str) -> int:
     old, new = (n.strip() for n in args.names)
     if not old or not new:
         raise UsageError("Error: Neither old nor new names may be empty", status=1)
-    ctx.client.rename_container(old, new)
+    try:
+        ctx.client.rename_container(old, new)
+    except DockyardError as e:
+        from dockyard.cli.main import report_error
+
+        report_error(ctx, e)
+        ctx.warn(f"Error: failed to rename container named {old}")
+        raise CommandFailed(1) from None
+    return 0
+
+
+def port(ctx: Context, argv: list[str], name: str) -> int:
+    """``docker port``: the container's published ports, all or one.
+    (Dockyard publishes none yet, so this prints nothing or says so, as
+    docker does for a container without -p.)"""
+    p = ctx.parser(name, "CONTAINER [PRIVATE_PORT[/PROTO]]", "List port mappings or a specific mapping for the "
+                                                                "container")
+    p.add_argument("args", nargs="*")
+    args = p.parse_args(argv)
+    p.check_count(args.args, at_least=1, at_most=2)
+    container = args.args[0]
+    ports = ((ctx.client.inspect_container(container).get("NetworkSettings") or {}).get("Ports") or {})
+    if len(args.args) == 1:
+        lines = [f"{private} -> {b.get('HostIp', '')}:{b.get('HostPort', '')}"
+                 for private, bindings in sorted(ports.items()) for b in bindings or []]
+        ctx.write("".join(line + "\n" for line in lines))
+        return 0
+    wanted = args.args[1]
+    number, _, proto = wanted.partition("/")
+    if not number.isdigit() or int(number) > 65535:
+        ctx.warn(f'Error: invalid port ({number}): strconv.ParseUint: parsing "{number}": invalid syntax')
+        raise CommandFailed(1)
+    bindings = ports.get(f"{int(number)}/{proto or 'tcp'}") or []
+    if not bindings:
+        ctx.warn(f"Error: No public port '{wanted}' published for {container}")
+        raise CommandFailed(1)
+    ctx.write("".join(f"{b.get('HostIp', '')}:{b.get('HostPort', '')}\n" for b in bindings))
     return 0
 
 

@@ -1,0 +1,58 @@
+"""Multi-container verbs and their errors, dockyard beside the real docker
+CLI on the same dockyardd: the same stdout, stderr and exit status."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from daemon.harness import Dockyardd, run_cli, run_docker
+
+
+def ok(result) -> str:
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    return result.stdout.decode()
+
+
+@pytest.fixture(scope="module")
+def idle(dockyardd: Dockyardd) -> str:
+    """A container that was created and never started."""
+    ok(run_cli(dockyardd, "image", "bootstrap", "busybox"))
+    name = f"idle-{uuid.uuid4().hex[:8]}"
+    ok(run_docker(dockyardd, "create", "--name", name, "busybox", "true"))
+    yield name
+    run_docker(dockyardd, "rm", "-f", name)
+
+
+def same(dockyardd: Dockyardd, *args: str) -> tuple[int, str, str]:
+    theirs, ours = run_docker(dockyardd, *args), run_cli(dockyardd, *args)
+    assert ours.returncode == theirs.returncode, (args, ours.stderr, theirs.stderr)
+    assert ours.stdout == theirs.stdout, args
+    # usage errors name the program: ours is dockyard
+    assert ours.stderr.replace(b"dockyard", b"docker") == theirs.stderr, args
+    return ours.returncode, ours.stdout.decode(), ours.stderr.decode()
+
+
+def test_stop_of_a_container_not_running_prints_its_name(dockyardd: Dockyardd, idle: str) -> None:
+    assert same(dockyardd, "stop", idle) == (0, f"{idle}\n", "")
+
+
+def test_start_says_which_containers_failed(dockyardd: Dockyardd, idle: str) -> None:
+    status, _, err = same(dockyardd, "start", "nope-1", "nope-2")
+    assert status == 1
+    assert err.endswith("Error: failed to start containers: nope-1, nope-2\n")
+
+
+def test_rename_failure_names_the_container(dockyardd: Dockyardd, idle: str) -> None:
+    status, _, err = same(dockyardd, "rename", "nope-1", "whatever")
+    assert status == 1
+    assert err == ("Error response from daemon: No such container: nope-1\n"
+                   "Error: failed to rename container named nope-1\n")
+
+
+@pytest.mark.parametrize("args", [["port", "{idle}"], ["port", "{idle}", "80"], ["port", "{idle}", "53/udp"],
+                                  ["port", "{idle}", "abc"], ["port", "nope-1"], ["port"],
+                                  ["container", "port", "{idle}", "a", "b"]])
+def test_port_as_docker(dockyardd: Dockyardd, idle: str, args: list[str]) -> None:
+    same(dockyardd, *(a.replace("{idle}", idle) for a in args))
