@@ -210,3 +210,15 @@ def test_docker_py(dockyardd: Dockyardd) -> None:
         assert err.value.status_code == 404
     finally:
         client.close()
+
+
+def test_docker_system_prune_runs_every_prune(dockyardd: Dockyardd) -> None:
+    """docker system prune calls the container, network, (volume,) image and
+    build-cache prunes and stops at the first failure: each must answer."""
+    for args in (["system", "prune", "-f"], ["system", "prune", "-f", "--volumes"], ["network", "prune", "-f"],
+                 ["volume", "prune", "-f"], ["builder", "prune", "-f"]):
+        result = run_docker(dockyardd, *args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert result.stdout.decode().endswith("Total reclaimed space: 0B\n") or args == ["network", "prune", "-f"]
+    result = run_docker(dockyardd, "network", "prune", "-f", "--filter", "bogus=1")
+    assert result.returncode == 1 and b"invalid filter 'bogus'" in result.stderr

@@ -251,6 +251,30 @@ async def system_df(request: web.Request) -> web.StreamResponse:
     return json_response(doc)
 
 
+# The prunes of kinds of object Dockyard does not make yet (user-defined
+# networks, named volumes, build cache): nothing to delete, in Docker's
+# answer shape.  `docker system prune` calls every one of them and stops at
+# the first error, so a missing route would fail the whole command.
+NETWORK_PRUNE_FILTERS = ("label", "label!", "until")
+VOLUME_PRUNE_FILTERS = ("label", "label!", "all")
+BUILD_PRUNE_FILTERS = ("until", "id", "parent", "type", "description", "inuse", "shared", "private")
+
+
+async def prune_networks(request: web.Request) -> web.StreamResponse:
+    Filters.parse(request.query.get("filters"), allowed=NETWORK_PRUNE_FILTERS)
+    return json_response({"NetworksDeleted": None})
+
+
+async def prune_volumes(request: web.Request) -> web.StreamResponse:
+    Filters.parse(request.query.get("filters"), allowed=VOLUME_PRUNE_FILTERS)
+    return json_response({"VolumesDeleted": None, "SpaceReclaimed": 0})
+
+
+async def prune_build_cache(request: web.Request) -> web.StreamResponse:
+    Filters.parse(request.query.get("filters"), allowed=BUILD_PRUNE_FILTERS)
+    return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
+
+
 def register(routes: RouteTable, engine: Engine) -> None:
     routes.get("/_ping", ping)
     routes.head("/_ping", ping)
@@ -258,3 +282,6 @@ def register(routes: RouteTable, engine: Engine) -> None:
     routes.get("/info", info)
     routes.get("/events", events)
     routes.get("/system/df", system_df)
+    routes.post("/networks/prune", prune_networks)
+    routes.post("/volumes/prune", prune_volumes)
+    routes.post("/build/prune", prune_build_cache)
