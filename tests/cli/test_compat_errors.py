@@ -56,3 +56,19 @@ def test_rename_failure_names_the_container(dockyardd: Dockyardd, idle: str) -> 
                                   ["container", "port", "{idle}", "a", "b"]])
 def test_port_as_docker(dockyardd: Dockyardd, idle: str, args: list[str]) -> None:
     same(dockyardd, *(a.replace("{idle}", idle) for a in args))
+
+
+@pytest.mark.parametrize("args", [
+    ["tag", "busybox", "Bad:Name"], ["tag", "busybox", "x:@bad"], ["tag", "nope-1", "Bad:Name"],
+    ["history", "-H=false", "busybox"], ["top", "{running}"], ["top", "{running}", "-o", "pid,args"],
+])
+def test_outputs_as_docker(dockyardd: Dockyardd, running: str, args: list[str]) -> None:
+    same(dockyardd, *(a.replace("{running}", running) for a in args))
+
+
+@pytest.fixture(scope="module")
+def running(dockyardd: Dockyardd, idle: str) -> str:
+    name = f"busy-{uuid.uuid4().hex[:8]}"
+    ok(run_docker(dockyardd, "run", "-d", "--name", name, "busybox", "sleep", "60"))
+    yield name
+    run_docker(dockyardd, "rm", "-f", name)

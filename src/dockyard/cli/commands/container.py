@@ -515,8 +515,8 @@ def top(ctx: Context, argv: list[str], name: str) -> int:
     procs = ctx.client.top(argv[0], " ".join(argv[1:]) or None)
     lines = ["\t".join(procs.get("Titles") or [])]
     lines += ["\t".join(row) for row in procs.get("Processes") or []]
-    ctx.write(tabwrite([line + "\t" for line in lines], minwidth=20, padding=3).replace(" \n", "\n")
-              if lines else "")
+    # docker's tabwriter: minwidth 20, padding 3; the last column unpadded
+    ctx.write(tabwrite(lines, minwidth=20, padding=3) if lines else "")
     return 0
 
 

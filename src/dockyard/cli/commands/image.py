@@ -174,6 +174,13 @@ def tag(ctx: Context, argv: list[str], name: str) -> int:
     args = p.parse_args(argv)
     p.check_count(args.images, exactly=2)
     source, target = args.images
+    from dockyard.errors import InvalidArgument
+    from dockyard.oci.reference import parse_reference
+
+    try:  # docker checks the new name before asking the daemon
+        parse_reference(target)
+    except InvalidArgument as e:
+        raise UsageError(f'Error parsing reference: "{target}" is not a valid repository/tag: {e}', status=1) from None
     repo, tag_name, digest = split_reference(target)
     if digest:
         raise UsageError("refusing to create a tag with a digest reference", status=1)
@@ -184,6 +191,8 @@ def tag(ctx: Context, argv: list[str], name: str) -> int:
 HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
                    "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
 HISTORY_DEFAULT = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+#: -H=false: the creation time as a date, under CREATED AT
+HISTORY_NON_HUMAN = "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 
 
 def history(ctx: Context, argv: list[str], name: str) -> int:
@@ -212,7 +221,8 @@ def history(ctx: Context, argv: list[str], name: str) -> int:
             "Size": human_size(item.get("Size", 0)) if human else str(item.get("Size", 0)),
             "Comment": item.get("Comment", ""),
         })
-    ctx.write(render_rows(args.format, rows, default=HISTORY_DEFAULT, headers=HISTORY_HEADERS, quiet_field="ID",
+    ctx.write(render_rows(args.format, rows, default=HISTORY_DEFAULT if human else HISTORY_NON_HUMAN,
+                          headers=HISTORY_HEADERS, quiet_field="ID",
                           quiet=args.quiet))
     return 0
 
