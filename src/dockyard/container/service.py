@@ -201,8 +201,8 @@ class ContainerService:
         self._stream_pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="dockyard-stream")
         self._closed = False
         self._opened = False
-        from ..runtime.cgroups.warmup import MigrationWarmer
-        self._cgroup_warmer = MigrationWarmer()
+        from ..runtime.cgroups import warmup
+        self._cgroup_warmer = warmup.shared()
         #: pidfds of the inits of the runs started here, and the unmounts
         #: begun when one died (see _watch_init)
         self._init_watches: dict[str, int] = {}
@@ -751,6 +751,8 @@ class ContainerService:
 
         def died() -> None:
             self._unwatch_init(c.id)
+            if self._closed:
+                return
             if c.id not in self._early_unmounts and c.state.pid == pid and c.id in self._records:
                 self._early_unmounts[c.id] = self._io(self._unmount_rootfs, c)
 

@@ -57,3 +57,9 @@ def test_an_unwritable_file_ends_the_thread_quietly(tmp_path):
     warmer = MigrationWarmer(str(tmp_path / "missing" / "cgroup.procs"))
     with warmer.held():
         assert _wait_for(lambda: not warmer._thread.is_alive())
+
+
+def test_one_shared_warmer_per_process():
+    from dockyard.runtime.cgroups import warmup
+
+    assert warmup.shared() is warmup.shared()

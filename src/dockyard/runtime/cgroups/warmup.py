@@ -56,7 +56,8 @@ def own_procs_file(root: str = "/sys/fs/cgroup") -> str | None:
 
 
 class MigrationWarmer:
-    """See the module docstring.  One per process; thread-safe."""
+    """See the module docstring.  Thread-safe; a process needs one
+    (:func:`shared`), tests make their own."""
 
     def __init__(self, procs_file: str | None = None) -> None:
         self._procs_file = procs_file
@@ -101,3 +102,16 @@ class MigrationWarmer:
             with self._cond:
                 if self._holders:
                     self._cond.wait(INTERVAL)
+
+
+_shared: MigrationWarmer | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> MigrationWarmer:
+    """This process's warmer (one thread, however many services use it)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = MigrationWarmer()
+        return _shared
