@@ -311,3 +311,22 @@ def test_client_gone_mid_upload_leaves_nothing(dockyardd: Dockyardd, busybox_id:
     log = dockyardd.log()
     assert "the client went away" in log
     assert "Traceback" not in log and "Error handling request" not in log
+
+
+def test_registry_and_build_verbs_answer_clearly(dockyardd: Dockyardd, busybox_id: str, tmp_path: Path) -> None:
+    """push, search, login and build are not there yet: the docker CLI shows
+    a clear 503 message instead of "page not found"."""
+    (tmp_path / "Dockerfile").write_text("FROM busybox\n")
+    cases = [
+        (["push", "busybox"], b"no registry configured yet: Dockyard cannot push images (pushing docker.io/library/busybox"),
+        (["search", "busybox"], b"no registry configured yet: Dockyard cannot search registries"),
+        (["login", "-u", "me", "--password-stdin", "localhost:5999"],
+         b"no registry configured yet: Dockyard cannot log in to registries"),
+        (["build", "-q", str(tmp_path)], b"building images is not supported yet"),
+    ]
+    for args, message in cases:
+        result = run_docker(dockyardd, *args, input=b"secret\n")
+        assert result.returncode != 0, args
+        assert b"page not found" not in result.stderr and message in result.stderr, (args, result.stderr)
+    with pytest.raises(RemoteUnavailable, match="cannot query registries"):
+        dockyardd.client().request("GET", "/distribution/busybox/json")

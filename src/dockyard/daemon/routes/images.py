@@ -469,9 +469,46 @@ async def bootstrap(request: web.Request) -> web.StreamResponse:
     return await stream.finish()
 
 
+# The registry side of the API (push, search, distribution inspect, login)
+# and build: not there yet.  A clear 503 in pull's words rather than a 404
+# "page not found" that reads like a client bug.
+NO_REGISTRY_FOR = "no registry configured yet: Dockyard cannot {what}"
+
+
+async def push_image(request: web.Request) -> web.StreamResponse:
+    raise Unavailable(NO_REGISTRY_FOR.format(
+        what=f"push images (pushing {request.match_info['name']}); move images with `docker save` and "
+             "`docker load`"))
+
+
+async def search_images(request: web.Request) -> web.StreamResponse:
+    raise Unavailable(NO_REGISTRY_FOR.format(what=f"search registries (searching {request.query.get('term', '')})"))
+
+
+async def distribution_inspect(request: web.Request) -> web.StreamResponse:
+    raise Unavailable(NO_REGISTRY_FOR.format(what=f"query registries (inspecting {request.match_info['name']})"))
+
+
+async def registry_login(request: web.Request) -> web.StreamResponse:
+    await request.read()  # a small JSON document
+    raise Unavailable(NO_REGISTRY_FOR.format(what="log in to registries"))
+
+
+async def build_image(request: web.Request) -> web.StreamResponse:
+    # The client sends its whole build context before it reads an answer:
+    # take it (and drop it) so the refusal reaches the client instead of a
+    # broken pipe.
+    async for _ in request.content.iter_chunked(1 << 16):
+        pass
+    raise Unavailable("building images is not supported yet: make images with `docker commit` or `docker import`")
+
+
 def register(routes: RouteTable, engine: Engine) -> None:
     # Static paths before the {name} patterns they would also match.
     routes.get("/images/json", get_images)
+    routes.get("/images/search", search_images)
+    routes.post("/auth", registry_login)
+    routes.post("/build", build_image)
     routes.get("/images/get", save_images)
     routes.post("/images/create", create_image)
     routes.post("/images/load", load_images)
@@ -481,4 +518,6 @@ def register(routes: RouteTable, engine: Engine) -> None:
     routes.get("/images/{name:.+}/history", image_history)
     routes.get("/images/{name:.+}/get", save_images)
     routes.post("/images/{name:.+}/tag", tag_image)
+    routes.post("/images/{name:.+}/push", push_image)
+    routes.get("/distribution/{name:.+}/json", distribution_inspect)
     routes.delete("/images/{name:.+}", delete_image)
