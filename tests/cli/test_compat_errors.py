@@ -72,3 +72,20 @@ def running(dockyardd: Dockyardd, idle: str) -> str:
     ok(run_docker(dockyardd, "run", "-d", "--name", name, "busybox", "sleep", "60"))
     yield name
     run_docker(dockyardd, "rm", "-f", name)
+
+
+@pytest.mark.parametrize("args", [
+    ["run"], ["create"], ["exec", "{idle}"],
+    ["run", "--rm", "--memory", "abc", "busybox", "true"],
+    ["run", "--rm", "--cpus", "abc", "busybox"],
+    ["run", "--rm", "-p", "99999:80", "busybox", "true"],
+    ["run", "--rm", "-p", "80:80/xyz", "busybox"],
+    ["run", "--rm", "-e", "=", "busybox", "true"],
+    ["run", "--rm", "--env-file", "/nonexistent/env", "busybox"],
+    ["run", "--rm", "--restart", "always", "busybox"],
+    ["run", "--health-retries", "-1", "busybox"],
+    ["run", "--no-healthcheck", "--health-cmd", "x", "busybox"],
+])
+def test_run_usage_errors_as_docker(dockyardd: Dockyardd, idle: str, args: list[str]) -> None:
+    status, out, _ = same(dockyardd, *(a.replace("{idle}", idle) for a in args))
+    assert status in (1, 125) and out == ""

@@ -426,7 +426,7 @@ def exec_(ctx: Context, argv: list[str], name: str) -> int:
     if len(rest) < 2:
         raise UsageError(f"{PROG}: '{PROG} {name}' requires at least 2 arguments\n\n"
                          f"Usage:  {PROG} {name} [OPTIONS] CONTAINER COMMAND [ARG...]\n\n"
-                         f"See '{PROG} {name} --help'.", status=1)
+                         f"See '{PROG} {name} --help' for more information", status=1)
     container, command = rest[0], rest[1:]
     if args.interactive and args.tty and not args.detach and not stdin_is_tty():
         ctx.err.write("the input device is not a TTY\n")
