@@ -89,3 +89,11 @@ def running(dockyardd: Dockyardd, idle: str) -> str:
 def test_run_usage_errors_as_docker(dockyardd: Dockyardd, idle: str, args: list[str]) -> None:
     status, out, _ = same(dockyardd, *(a.replace("{idle}", idle) for a in args))
     assert status in (1, 125) and out == ""
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--stop-timeout", "x", "busybox"], ["stop", "-t", "x", "{idle}"], ["ps", "-n", "abc"],
+    ["ps", "--filter"], ["logs", "--tail"],
+])
+def test_flag_value_errors_as_docker(dockyardd: Dockyardd, idle: str, args: list[str]) -> None:
+    assert same(dockyardd, *(a.replace("{idle}", idle) for a in args))[0] == 125

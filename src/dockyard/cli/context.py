@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import TYPE_CHECKING, NoReturn, Sequence, TextIO
 
@@ -32,6 +33,13 @@ class CommandFailed(Exception):
         self.status = status
 
 
+#: argparse's "argument -n/--tail: <problem>" and its "invalid int value: 'x'"
+_ARGPARSE_FLAG_ERROR = re.compile(r"argument (-[^:\s]*(?:/-[^:\s]*)*): (.*)", re.S)
+_ARGPARSE_BAD_VALUE = re.compile(r"invalid (\w+) value: '(.*)'", re.S)
+#: the Go parser pflag names when a value does not parse
+_GO_PARSERS = {"int": "strconv.ParseInt", "float": "strconv.ParseFloat"}
+
+
 class ArgParser(argparse.ArgumentParser):
     """argparse with docker's error wording and exit codes."""
 
@@ -48,6 +56,19 @@ class ArgParser(argparse.ArgumentParser):
                 raise UsageError(f"unknown flag: {word}\n\n{self._usage_tail()}")
             raise UsageError(f"{PROG}: '{PROG} {self.command}' got unexpected argument {word!r}\n\n"
                              f"{self._usage_tail()}", status=1)
+        flag_problem = _ARGPARSE_FLAG_ERROR.fullmatch(message)
+        if flag_problem:
+            flags, problem = flag_problem.group(1).split("/"), flag_problem.group(2)
+            if problem == "expected one argument":
+                raise UsageError(f"flag needs an argument: {flags[-1]}\n\n{self._usage_tail()}")
+            bad_value = _ARGPARSE_BAD_VALUE.fullmatch(problem)
+            if bad_value and bad_value.group(1) in _GO_PARSERS:
+                value = bad_value.group(2)
+                shorts = [f for f in flags if not f.startswith("--")][:1]
+                longs = [f for f in flags if f.startswith("--")][-1:]
+                raise UsageError(f'invalid argument "{value}" for "{", ".join(shorts + longs)}" flag: '
+                                 f'{_GO_PARSERS[bad_value.group(1)]}: parsing "{value}": invalid syntax\n\n'
+                                 f"{self._usage_tail()}")
         raise UsageError(f"{message}\n\n{self._usage_tail()}")
 
     def _usage_tail(self) -> str:
