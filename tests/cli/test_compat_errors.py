@@ -85,6 +85,8 @@ def running(dockyardd: Dockyardd, idle: str) -> str:
     ["run", "--rm", "--restart", "always", "busybox"],
     ["run", "--health-retries", "-1", "busybox"],
     ["run", "--no-healthcheck", "--health-cmd", "x", "busybox"],
+    ["run", "--rm", "-v", ":::", "busybox"], ["run", "--rm", "-v", "/tmp:/x:/y:/z", "busybox"],
+    ["run", "--rm", "-v", ":/x", "busybox"],
 ])
 def test_run_usage_errors_as_docker(dockyardd: Dockyardd, idle: str, args: list[str]) -> None:
     status, out, _ = same(dockyardd, *(a.replace("{idle}", idle) for a in args))

@@ -261,11 +261,17 @@ def _csv(text: str) -> list[str]:
 def parse_volume(value: str) -> tuple[str | None, str]:
     """-v: (bind spec for HostConfig.Binds, or None and an anonymous
     volume's container path)."""
+    if not value:
+        raise check_error("invalid empty volume spec")
     parts = value.split(":")
     if len(parts) == 1:
         return None, parts[0]
-    if len(parts) > 3 or not parts[0] or not parts[1]:
-        raise flag_error(value, "-v, --volume", f"invalid volume specification: '{value}'")
+    # docker's CLI reads source, target and mode section by section
+    for i, part in enumerate(parts):
+        if not part:
+            raise check_error(f"invalid spec: {value}: empty section between colons")
+        if i == 2 and len(parts) > 3:
+            raise check_error(f"invalid spec: {value}: too many colons")
     return value, parts[1]
 
 
