@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,13 @@ class ExitStatus:
 
 
 class ProcessBackend(Protocol):
-    def spawn(self, request: SpawnRequest) -> dict[str, Any]:
+    def spawn(self, request: SpawnRequest, prepare: Callable[[], None] | None = None) -> dict[str, Any]:
         """Start the container under a new supervisor and return its handle
         once the container process runs.  Raises a DockyardError (the
-        runtime's) when it could not start; nothing is left behind then."""
+        runtime's) when it could not start; nothing is left behind then.
+        ``prepare`` makes the bundle: the backend calls it (in the calling
+        thread) while it readies the supervisor, and creates the container
+        after; what it raises is raised, nothing spawned."""
         ...
 
     def start(self, handle: dict[str, Any]) -> None:

@@ -59,7 +59,7 @@ from .execs import (DetachScanner, ExecRecord, exec_process, new_exec_id, parse_
                     validate_exec_config)
 from .process import ExitStatus, LogSpec, ProcessBackend, SpawnRequest
 from .signals import parse_signal
-from .spec import SpecContext, build_spec
+from .spec import SpecContext, build_spec, cgroups_path
 from .views import PRUNE_FILTERS, ListFilter, inspect_json, match_labels, normalize_filters, parse_until, summary_json
 
 log = logging.getLogger("dockyard.container")
@@ -690,16 +690,23 @@ class ContainerService:
             await self._spawn_locked(c)
 
     async def _spawn_locked(self, c: Container) -> None:
-        try:
-            bundle, spec = await self._io(self._prepare_bundle, c)
-        except DockyardError as exc:
-            self._set_state(c, error=str(exc))
-            raise
         log_config = c.host_config.get("LogConfig") or {}
         pending = [p for p in self._pending_attaches.pop(c.id, []) if not p.closed]
         tty = bool(c.config.get("Tty"))
+        # The bundle is made (rootfs mounted, config.json written) by the
+        # backend's call of prepare, while the supervisor is forked and set
+        # up: the two overlap.
+        bundle_error: list[DockyardError] = []
+
+        def prepare() -> None:
+            try:
+                self._prepare_bundle(c)
+            except DockyardError as exc:
+                bundle_error.append(exc)
+                raise
+
         request = SpawnRequest(
-            container_id=c.id, bundle=bundle, runtime=c.runtime, runtime_root=self.runtime_root / c.runtime,
+            container_id=c.id, bundle=self._dir(c), runtime=c.runtime, runtime_root=self.runtime_root / c.runtime,
             state_dir=self._dir(c) / "supervisor",
             log=LogSpec(log_config.get("Type") or self.default_log_driver, c.log_path or None,
                         dict(log_config.get("Config") or {})),
@@ -709,13 +716,19 @@ class ContainerService:
             # survives a detach.
             stdin_once=bool(c.config.get("StdinOnce")) and not tty,
             console_size=_console_size(c.host_config.get("ConsoleSize")),
-            cgroups_path=spec["linux"]["cgroupsPath"], start=not pending)
+            cgroups_path=cgroups_path(c.host_config, self.cgroup_parent, c.id), start=not pending)
         handle: dict[str, Any] | None = None
         try:
-            handle = await self._io(self.processes.spawn, request)
+            handle = await self._io(self.processes.spawn, request, prepare)
             if pending:
                 await self._connect_pending(handle, pending)
         except DockyardError as exc:
+            if bundle_error:
+                # Nothing ran: the sessions wait for the next start, as
+                # before a start that fails this early.
+                self._pending_attaches[c.id] = pending + self._pending_attaches.get(c.id, [])
+                self._set_state(c, error=str(bundle_error[0]))
+                raise bundle_error[0] from None
             for p in pending:
                 p.fail()
             if handle is not None:

@@ -358,11 +358,13 @@ def _resources(hc: Mapping[str, Any], device_rules: list[dict[str, Any]]) -> dic
     return res
 
 
-def _cgroups_path(hc: Mapping[str, Any], ctx: SpecContext) -> str:
-    parent = hc.get("CgroupParent") or ctx.cgroup_parent
+def cgroups_path(hc: Mapping[str, Any], default_parent: str, container_id: str) -> str:
+    """OCI ``linux.cgroupsPath`` of a container: HostConfig.CgroupParent
+    (or the daemon's) / id."""
+    parent = hc.get("CgroupParent") or default_parent
     if not parent.startswith("/"):
         parent = "/" + parent
-    return posixpath.join(parent, ctx.container_id)
+    return posixpath.join(parent, container_id)
 
 
 def build_spec(config: Mapping[str, Any], host_config: Mapping[str, Any], ctx: SpecContext) -> dict[str, Any]:
@@ -398,7 +400,7 @@ def build_spec(config: Mapping[str, Any], host_config: Mapping[str, Any], ctx: S
             device_rules.append(parse_device_cgroup_rule(rule))
     linux: dict[str, Any] = {
         "namespaces": _namespaces(hc, ctx),
-        "cgroupsPath": _cgroups_path(hc, ctx),
+        "cgroupsPath": cgroups_path(hc, ctx.cgroup_parent, ctx.container_id),
         "resources": _resources(hc, device_rules),
     }
     if devices:

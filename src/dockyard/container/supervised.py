@@ -15,7 +15,7 @@ import asyncio
 import json
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import DockyardError, NotFound, Unavailable
 from .process import ExitStatus, SpawnRequest
@@ -38,7 +38,7 @@ class SupervisorBackend:
         from ..runtime.supervisor.client import SupervisorHandle
         return SupervisorHandle(handle["container_id"], Path(handle["directory"]))
 
-    def spawn(self, request: SpawnRequest) -> dict[str, Any]:
+    def spawn(self, request: SpawnRequest, prepare: Callable[[], None] | None = None) -> dict[str, Any]:
         from ..runtime.supervisor import SupervisorSpec
         spec = SupervisorSpec(
             bundle=str(request.bundle), runtime=request.runtime, runtime_root=str(request.runtime_root),
@@ -55,7 +55,7 @@ class SupervisorBackend:
             except DockyardError:
                 pass
             directory.mkdir(parents=True, exist_ok=True)
-        info = self.client.spawn(request.container_id, spec, directory=directory)
+        info = self.client.spawn(request.container_id, spec, directory=directory, prepare=prepare)
         return {"kind": "supervisor", "container_id": request.container_id, "directory": str(directory),
                 "pid": info.pid, "supervisor_pid": info.supervisor_pid, "tty": info.tty}
 

@@ -351,3 +351,43 @@ def test_attach_that_starts(harness, make_bundle, test_id):
         handle.attach(start=True)
     code, out, err = stream.communicate(timeout=30)
     assert (code, out, err) == (0, b"first\n", b"second\n")
+
+
+def test_held_spawn_creates_after_the_bundle_is_made(harness, make_bundle, test_id, tmp_path):
+    """spawn(prepare=...): the bundle may be made while the supervisor is
+    forked (the container is created after prepare returns), and a prepare
+    that does nothing sends its word at once (it may reach the zygote with
+    the request)."""
+    source = make_bundle(["sh", "-c", "echo made late"])
+    bundle = tmp_path / "late-bundle"
+    bundle.mkdir()
+
+    def prepare():
+        time.sleep(0.2)  # the supervisor is forked and waits meanwhile
+        (bundle / "config.json").write_bytes((source / "config.json").read_bytes())
+
+    harness.ids.append(test_id)
+    info = harness.client.spawn(test_id, harness.spec(bundle, log_driver="json-file",
+                                                      log_path=str(harness.log_path(test_id))), prepare=prepare)
+    assert info.pid > 0
+    assert harness.client.connect(test_id).wait(timeout=30).exit_code == 0
+    assert b"".join(lines_of(harness, test_id)) == b"made late\n"
+
+    quick = test_id + "q"
+    harness.ids.append(quick)
+    harness.client.spawn(quick, harness.spec(source), prepare=lambda: None)
+    assert harness.client.connect(quick).wait(timeout=30).exit_code == 0
+
+
+def test_held_spawn_whose_prepare_fails_leaves_nothing(harness, make_bundle, test_id):
+    class Broken(Exception):
+        pass
+
+    def prepare():
+        raise Broken("no bundle")
+
+    harness.ids.append(test_id)
+    with pytest.raises(Broken):
+        harness.client.spawn(test_id, harness.spec(make_bundle(["true"])), prepare=prepare)
+    assert not (harness.state_dir / test_id / P.SUPERVISOR_LOCK).exists()
+    assert [i for i in harness.client.list() if i.container_id == test_id] == []

@@ -465,21 +465,42 @@ class SupervisorClient:
         except (OSError, IndexError):
             return ""
 
-    def _zygote_request(self, doc: dict, timeout: float) -> dict:
+    def _zygote_request(self, doc: dict, timeout: float, prepare=None) -> dict:
+        """One request to the zygote and its answer.  With ``prepare`` (a
+        held spawn): sent, then ``prepare()`` runs while the supervisor is
+        forked and set up, then the word to go on (or to cancel, when
+        ``prepare`` raises: its error is raised once the supervisor has
+        undone its part)."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        failure: BaseException | None = None
         try:
             with P.SocketPath(str(self.state_dir / P.ZYGOTE_SOCK)) as address:
                 sock.connect(address.for_self)
             sock.settimeout(timeout)
             sock.sendall(P.encode_message(doc))
+            if prepare is not None:
+                try:
+                    prepare()
+                except BaseException as e:  # noqa: BLE001 - raised below, after the supervisor's undo
+                    failure = e
+                try:
+                    sock.sendall(b"cancel\n" if failure is not None else b"go\n")
+                except OSError:
+                    pass  # it failed (and answered) before waiting for the word
             data = b""
             while b"\n" not in data:
                 chunk = sock.recv(65536)
                 if not chunk:
                     break
                 data += chunk
+        except OSError:
+            if failure is None:
+                raise
+            data = b""
         finally:
             sock.close()
+        if failure is not None:
+            raise failure
         if b"\n" not in data:
             raise Internal(f"supervisor for {doc.get('container_id', '?')} died before answering: "
                            f"{self._log_tail()}")
@@ -504,11 +525,18 @@ class SupervisorClient:
 
     # -- supervisors ------------------------------------------------------
 
-    def spawn(self, container_id: str, spec: SupervisorSpec, *, directory: Path | None = None) -> SupervisorInfo:
+    def spawn(self, container_id: str, spec: SupervisorSpec, *, directory: Path | None = None,
+              prepare=None) -> SupervisorInfo:
         """Start a supervisor that creates (and starts) the container; returns
         once it runs.  Raises the runtime's error when it could not start
         (nothing is left behind then) and AlreadyExists when a supervisor
-        for it still runs."""
+        for it still runs.
+
+        ``prepare``: a callable that makes the bundle, run here once the
+        request is on its way, so that the supervisor's fork and set-up
+        (milliseconds) overlap it; the container is created after it
+        returns.  When it raises, the spawn is cancelled and its error
+        raised."""
         _check_id(container_id)
         directory = Path(directory) if directory is not None else self.directory(container_id)
         handle = SupervisorHandle(container_id, directory)
@@ -519,12 +547,14 @@ class SupervisorClient:
                 time.sleep(0.01)
             if handle.alive():
                 raise AlreadyExists(f"container {container_id} already has a running supervisor")
+        request = {"op": "spawn", "container_id": container_id, "directory": str(directory),
+                   "spec": spec.to_json()}
+        if prepare is not None:
+            request["hold"] = True
         for attempt in range(3):
             self.ensure_zygote()
             try:
-                answer = self._zygote_request({"op": "spawn", "container_id": container_id,
-                                               "directory": str(directory), "spec": spec.to_json()},
-                                              timeout=self.spawn_timeout)
+                answer = self._zygote_request(request, timeout=self.spawn_timeout, prepare=prepare)
                 break
             except (ConnectionRefusedError, FileNotFoundError):
                 # The zygote died after we found it: start another.

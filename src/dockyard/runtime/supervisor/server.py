@@ -63,6 +63,9 @@ STDIN_HIGH_WATER = 1 << 20
 LINGER = 2.0
 #: Finished exec sessions remembered for exec_inspect.
 EXEC_HISTORY = 64
+#: How long the set-up child of a held spawn waits for the caller's word
+#: that the bundle is ready (see _await_bundle).
+HOLD_TIMEOUT = 120.0
 #: How long a set-up child spawned without the start stays to make it
 #: (see StartHelper); a start after that forks a helper of its own.
 START_LINGER = 10.0
@@ -1307,6 +1310,7 @@ def serve(reply: socket.socket, request: dict) -> int:
         _answer(reply, P.error_doc(parsed))
         return 1
     container_id, directory, spec = parsed
+    held = request.get("_rest", b"") if request.get("hold") else None
     set_child_subreaper(True)
     # _socket's own objects: socket.socketpair wraps both ends in Python
     # socket objects, which copies ~250 KiB of the zygote's pages here.
@@ -1316,7 +1320,7 @@ def serve(reply: socket.socket, request: dict) -> int:
         code = 1
         try:
             ours.close()
-            code = _setup(theirs, reply, container_id, directory, spec)
+            code = _setup(theirs, reply, container_id, directory, spec, held)
         finally:
             os._exit(code)
     theirs.close()
@@ -1347,8 +1351,26 @@ def serve(reply: socket.socket, request: dict) -> int:
     return 0
 
 
+def _await_bundle(reply: socket.socket, received: bytes) -> None:
+    """A held spawn (``"hold": true``): its caller makes the bundle while
+    the supervisor is forked and set up, then says ``go`` (or anything
+    else to cancel) on the spawn's connection."""
+    data = received
+    reply.settimeout(HOLD_TIMEOUT)
+    try:
+        while b"\n" not in data:
+            chunk = reply.recv(64)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        data = b""
+    if data.split(b"\n", 1)[0] != b"go":
+        raise FailedPrecondition("spawn cancelled: the caller did not make the bundle ready")
+
+
 def _setup(channel: socket.socket, reply: socket.socket, container_id: str, directory: str,
-           spec: SupervisorSpec) -> int:
+           spec: SupervisorSpec, held: bytes | None = None) -> int:
     """In the setup child: make the container and hand it over with the
     answer to the spawn request, which the supervisor proper sends; on
     failure, undo and answer the error here."""
@@ -1356,6 +1378,8 @@ def _setup(channel: socket.socket, reply: socket.socket, container_id: str, dire
     sup.supervisor_pid = os.getppid()
     try:
         sup.prepare()
+        if held is not None:
+            _await_bundle(reply, held)
         answer = sup.create_and_start()
         doc, fds = sup.handover()
         doc["answer"] = P.encode_message(answer).decode()

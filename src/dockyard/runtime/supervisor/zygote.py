@@ -249,11 +249,16 @@ def _read_request(conn: socket.socket) -> dict | None:
         data += chunk
         if len(data) > P.MAX_REQUEST:
             return None
+    line, rest = data.split(b"\n", 1)
     try:
-        doc = json.loads(data.split(b"\n", 1)[0])
+        doc = json.loads(line)
     except ValueError:
         return None
-    return doc if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        return None
+    if rest:
+        doc["_rest"] = rest  # a held spawn's word may come with it (see server.serve)
+    return doc
 
 
 _WARMED: set = set()
