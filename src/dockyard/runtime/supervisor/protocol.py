@@ -53,8 +53,10 @@ the created container too, once the stream is in place), ``exec {"exec_id", "pro
 "tty", "stdin", "detach", "console_size"?, "record"?}`` (``record: false``:
 no result is kept for ``exec_inspect``), ``exec_inspect {"exec_id"}``,
 ``ps``.  The zygote takes one op, ``spawn {"container_id", "directory",
-"spec"}``, answered by the new supervisor once the container runs (or
-failed), and ``ping``.
+"spec", "hold"?}``, answered by the new supervisor once the container runs
+(or failed), and ``ping``.  With ``hold: true`` the requester makes the
+bundle meanwhile and then sends the line ``go`` on the same connection
+(any other line, or its end, cancels the spawn).
 """
 
 from __future__ import annotations
