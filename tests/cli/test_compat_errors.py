@@ -99,3 +99,17 @@ def test_run_usage_errors_as_docker(dockyardd: Dockyardd, idle: str, args: list[
 ])
 def test_flag_value_errors_as_docker(dockyardd: Dockyardd, idle: str, args: list[str]) -> None:
     assert same(dockyardd, *(a.replace("{idle}", idle) for a in args))[0] == 125
+
+
+@pytest.mark.parametrize("args", [["import", "/dev/null", "Bad:Name"], ["import"], ["import", "a", "b", "c"]])
+def test_import_argument_errors_as_docker(dockyardd: Dockyardd, args: list[str]) -> None:
+    assert same(dockyardd, *args)[0] == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["tag", "x"], ["import"], ["rmi"], ["start"], ["rename", "a"], ["top"], ["logs"], ["wait"], ["save"],
+    ["history"], ["commit"], ["kill"], ["diff"], ["export"], ["inspect"], ["pause"], ["stop"], ["rm"],
+    ["load", "a"], ["ps", "a"], ["events", "a"], ["image", "prune", "a"], ["container", "prune", "a"],
+])
+def test_argument_count_errors_as_docker(dockyardd: Dockyardd, args: list[str]) -> None:
+    assert same(dockyardd, *args)[0] == 1

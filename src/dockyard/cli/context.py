@@ -54,7 +54,8 @@ class ArgParser(argparse.ArgumentParser):
             word = message.split(": ", 1)[1].split()[0]
             if word.startswith("-"):
                 raise UsageError(f"unknown flag: {word}\n\n{self._usage_tail()}")
-            raise UsageError(f"{PROG}: '{PROG} {self.command}' got unexpected argument {word!r}\n\n"
+            # only a command without positional arguments leaves a word over
+            raise UsageError(f"{PROG}: '{PROG} {self.command}' accepts no arguments\n\n"
                              f"{self._usage_tail()}", status=1)
         flag_problem = _ARGPARSE_FLAG_ERROR.fullmatch(message)
         if flag_problem:
@@ -88,7 +89,11 @@ class ArgParser(argparse.ArgumentParser):
             what = f"at most {at_most} argument{'s' if at_most != 1 else ''}"
         else:
             return
-        raise UsageError(f"{PROG}: '{PROG} {self.command}' requires {what}\n\n{self._usage_tail()}", status=1)
+        tail = self._usage_tail()
+        if at_least is not None and at_most is None and exactly is None:
+            # cobra's minimum-only check words its last line differently
+            tail = tail.replace(f"Run '{PROG} {self.command} --help'", f"See '{PROG} {self.command} --help'")
+        raise UsageError(f"{PROG}: '{PROG} {self.command}' requires {what}\n\n{tail}", status=1)
 
 
 class Context:

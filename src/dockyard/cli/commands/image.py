@@ -242,10 +242,17 @@ def import_(ctx: Context, argv: list[str], name: str) -> int:
     p.add_argument("--platform", help="Set platform if server is multi-platform capable")
     p.add_argument("source", nargs="*")
     args = p.parse_args(argv)
-    p.check_count(args.source, at_least=1, at_most=2)
+    p.check_count(args.source, at_least=1)  # docker ignores a third argument
     source = args.source[0]
     repo, tag_name = None, None
     if len(args.source) == 2:
+        from dockyard.errors import InvalidArgument
+        from dockyard.oci.reference import parse_reference
+
+        try:  # docker checks the name before sending anything
+            parse_reference(args.source[1])
+        except InvalidArgument as e:
+            raise UsageError(str(e), status=1) from None
         repo, tag_name, digest = split_reference(args.source[1])
         if digest:
             raise UsageError("import does not take a digest reference", status=1)
