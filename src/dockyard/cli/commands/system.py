@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from typing import Any
@@ -320,11 +319,14 @@ def df(ctx: Context, argv: list[str], name: str) -> int:
                           headers={"ID": "IMAGE ID", "CreatedSince": "CREATED", "SharedSize": "SHARED SIZE",
                                    "UniqueSize": "UNIQUE SIZE"}))
     ctx.write("\nContainers space usage:\n\n")
+    from dockyard.cli.commands.container import container_row
+
+    # docker's ps row, truncated as ps truncates it (command, ID, image)
+    rows = [container_row(c, trunc=True) for c in containers]
     ctx.write(render_rows(None, [
-        {"ID": c.get("Id", "")[:12], "Image": c.get("Image", ""), "Command": json.dumps(c.get("Command", "")),
-         "LocalVolumes": "0", "Size": human_size(c.get("SizeRw", 0)),
-         "CreatedSince": since(c.get("Created", 0)), "Status": c.get("Status", ""),
-         "Names": ",".join(n.lstrip("/") for n in c.get("Names") or [])} for c in containers],
+        {"ID": row["ID"], "Image": row["Image"], "Command": row["Command"], "LocalVolumes": row["LocalVolumes"],
+         "Size": human_size(c.get("SizeRw", 0)), "CreatedSince": since(c.get("Created", 0)),
+         "Status": row["Status"], "Names": row["Names"]} for row, c in zip(rows, containers)],
         default="table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.CreatedSince}}\t"
                 "{{.Status}}\t{{.Names}}",
         headers={"ID": "CONTAINER ID", "LocalVolumes": "LOCAL VOLUMES", "CreatedSince": "CREATED"}))
