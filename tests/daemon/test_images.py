@@ -55,6 +55,7 @@ def test_docker_and_dockyard_print_the_same_tables(dockyardd: Dockyardd, busybox
 
 
 def test_import_with_changes(dockyardd: Dockyardd, busybox_tar: Path) -> None:
+    start = str(time.time())
     result = run_docker(dockyardd, "import", "-c", "ENV GREETING=hello", "-c", 'CMD ["sh", "-c", "echo"]',
                         "-c", "LABEL stage=test", "-c", "WORKDIR /tmp", "-m", "from the test", str(busybox_tar),
                         "imported:v1")
@@ -73,6 +74,10 @@ def test_import_with_changes(dockyardd: Dockyardd, busybox_tar: Path) -> None:
     assert old["Id"] == image_id
     history = dockyardd.client().image_history("imported:v1")
     assert history[0]["Comment"] == "from the test" and history[0]["Id"] == image_id
+    # dockerd's order of events: the new image is tagged, then imported
+    events = ok(run_docker(dockyardd, "events", "--since", start, "--until", str(time.time() + 0.5), "--filter",
+                           "image=" + image_id, "--format", "{{.Action}}"))
+    assert events.split() == ["tag", "import"]
     # Importing from stdin, with Dockyard's CLI.
     out = ok(run_cli(dockyardd, "import", "-c", "USER nobody", "-", "stdin-import", input=busybox_tar.read_bytes()))
     assert out.strip().startswith("sha256:")

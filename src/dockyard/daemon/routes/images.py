@@ -311,11 +311,12 @@ async def create_image(request: web.Request) -> web.StreamResponse:
         return str(image_id)
 
     image_id = await run_streaming(stream, work)
-    engine.events.publish("image", "import", image_id, {"name": image_id})
     if reference:
         from dockyard.oci.reference import parse_reference
 
+        # dockerd tags the new image before it announces the import
         engine.events.publish("image", "tag", image_id, {"name": parse_reference(reference).tagged_or_latest().familiar})
+    engine.events.publish("image", "import", image_id, {"name": image_id})
     await stream.status(image_id)
     return await stream.finish()
 
@@ -463,8 +464,8 @@ async def bootstrap(request: web.Request) -> web.StreamResponse:
     from dockyard.oci.reference import parse_reference
 
     familiar = parse_reference(reference).tagged_or_latest().familiar
-    engine.events.publish("image", "import", image_id, {"name": image_id})
     engine.events.publish("image", "tag", image_id, {"name": familiar})
+    engine.events.publish("image", "import", image_id, {"name": image_id})
     await stream.stream(f"Loaded image: {familiar}\n")
     return await stream.finish()
 
