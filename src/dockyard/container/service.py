@@ -31,7 +31,6 @@ import logging
 import os
 import shutil
 import signal as signal_mod
-import stat as stat_mod
 import functools
 import threading
 import time
@@ -79,7 +78,6 @@ KILL_WAIT = 30.0
 EXEC_RECORD_TTL = 300.0
 EXEC_HISTORY_LIMIT = 100
 #: Files bind-mounted over the image's from the container's directory.
-ETC_MOUNT_TARGETS = frozenset({"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"})
 
 
 def _find_init_binary() -> str | None:
@@ -1724,70 +1722,8 @@ class ContainerService:
         0 modified, 1 added, 2 deleted."""
         c = self.resolve(ref)
         found = await self._io(self.image_service.changes, c.snapshot_key)
-        changes = [{"Path": ch.path if isinstance(ch.path, str) else os.fsdecode(ch.path), "Kind": int(ch.kind)}
-                   for ch in found]
-        return await self._io(self._without_etc_mount_points, c, changes)
-
-    def _without_etc_mount_points(self, c: Container, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Drop the files made only to bind-mount /etc/hostname, /etc/hosts
-        and /etc/resolv.conf on (and /etc, when that is all that changed in
-        it).  Docker keeps them in an init layer under the container's, so
-        its diff never shows them; ours are in the writable layer.  Kept
-        when they are not what the runtime made: an empty file where the
-        image had none (a file written there while stopped is a change)."""
-        targets = self._etc_mount_targets(c)
-        if not targets or not any(ch["Path"] in targets for ch in changes):
-            return changes
-        sn = self.store.snapshotter
-        own = Path(sn.fs_dir(c.snapshot_key))
-        lowers = [Path(d) for d in sn.lower_dirs(c.snapshot_key)]
-
-        def in_image(rel: str) -> os.stat_result | None:
-            for lower in lowers:
-                with contextlib.suppress(OSError):
-                    return os.lstat(lower / rel)
-            return None
-
-        hidden = set()
-        for ch in changes:
-            rel = ch["Path"].lstrip("/")
-            if ch["Path"] not in targets or ch["Kind"] != 1 or in_image(rel) is not None:
-                continue
-            try:
-                st = os.lstat(own / rel)
-            except OSError:
-                continue
-            if stat_mod.S_ISREG(st.st_mode) and st.st_size == 0:
-                hidden.add(ch["Path"])
-        kept = [ch for ch in changes if ch["Path"] not in hidden]
-        if hidden and not any(ch["Path"].startswith("/etc/") for ch in kept):
-            etc = next((ch for ch in kept if ch["Path"] == "/etc"), None)
-            if etc is not None and self._etc_dir_untouched(own, in_image("etc"), etc["Kind"]):
-                kept.remove(etc)
-        return kept
-
-    @staticmethod
-    def _etc_dir_untouched(own: Path, image_etc: os.stat_result | None, kind: int) -> bool:
-        """Whether /etc changed only by having mount points made in it: its
-        mode and owner are the image's (or, made for them, the usual)."""
-        try:
-            st = os.lstat(own / "etc")
-        except OSError:
-            return False
-        if kind == 0 and image_etc is not None:
-            return (st.st_mode, st.st_uid, st.st_gid) == (image_etc.st_mode, image_etc.st_uid, image_etc.st_gid)
-        return kind == 1 and image_etc is None and stat_mod.S_ISDIR(st.st_mode)
-
-    def _etc_mount_targets(self, c: Container) -> set[str]:
-        """The /etc files bind-mounted in the container's last run (from its
-        config.json; none before a first start)."""
-        try:
-            with open(self._dir(c) / "config.json") as f:
-                mounts = json.load(f).get("mounts") or []
-        except (OSError, ValueError):
-            return set()
-        return {m.get("destination") for m in mounts if isinstance(m, dict) and m.get("type") == "bind"
-                and m.get("destination") in ETC_MOUNT_TARGETS}
+        return [{"Path": ch.path if isinstance(ch.path, str) else os.fsdecode(ch.path), "Kind": int(ch.kind)}
+                for ch in found]
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:
         """``GET /containers/{id}/export``: the flattened filesystem as a tar."""

@@ -36,7 +36,7 @@ from dockyard.daemon.app import (
 )
 from dockyard.daemon.engine import Engine
 from dockyard.daemon.routes.stdio import relay_attach
-from dockyard.errors import DockyardError, InvalidArgument, Unavailable
+from dockyard.errors import DockyardError, InvalidArgument
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,8 @@ WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
 
 def service(request: web.Request) -> Any:
-    """The container service, or Unavailable with the reason."""
-    svc = engine_of(request).containers
-    if svc is None:
-        raise Unavailable("the container service is not available (see the daemon's log)")
-    return svc
+    """The daemon's container service."""
+    return engine_of(request).containers
 
 
 # -- request helpers -------------------------------------------------------------

@@ -64,11 +64,9 @@ def _quiet_threading_fork_hook() -> None:
     logging = sys.modules.get("logging")
     hook = getattr(logging, "_after_at_fork_child_reinit_locks", None)
     if hook is not None:
-        # The new body names logging's module lock, a global of logging's
-        # (where the hook's code runs), not of this module: made from text.
-        body: dict = {}
-        exec("def reinit():\n    _lock._at_fork_reinit()\n", body)
-        hook.__code__ = body["reinit"].__code__
+        # The new body's _lock is looked up in the hook's globals, which
+        # are logging's (its module lock), not this module's.
+        hook.__code__ = (lambda: _lock._at_fork_reinit()).__code__  # noqa: F821
 
 
 def _preload(names, optional: bool = False) -> None:
