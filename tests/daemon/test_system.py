@@ -135,6 +135,8 @@ def test_info_reports_the_host(dockyardd: Dockyardd) -> None:
     assert info["OSType"] == "linux" and info["Architecture"] == platform.machine()
     assert info["LiveRestoreEnabled"] is True
     assert info["Swarm"]["LocalNodeState"] == "inactive"
+    registry = info["RegistryConfig"]
+    assert registry["Mirrors"] == [] and registry["AllowNondistributableArtifactsCIDRs"] == []
     assert "name=seccomp,profile=builtin" in info["SecurityOptions"]
     assert info["DefaultRuntime"] in info["Runtimes"]
     assert info["ServerVersion"] == __version__

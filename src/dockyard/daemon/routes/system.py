@@ -146,11 +146,12 @@ def _info(engine: Engine, subscribers: int) -> dict:
         "Architecture": os.uname().machine,
         "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {
-            "AllowNondistributableArtifactsCIDRs": None,
-            "AllowNondistributableArtifactsHostnames": None,
+            # empty lists, not null, as dockerd answers (clients iterate them)
+            "AllowNondistributableArtifactsCIDRs": [],
+            "AllowNondistributableArtifactsHostnames": [],
             "InsecureRegistryCIDRs": ["127.0.0.0/8"],
             "IndexConfigs": {},
-            "Mirrors": None,
+            "Mirrors": [],
         },
         "NCPU": sysinfo.ncpu(),
         "MemTotal": sysinfo.mem_total(),
