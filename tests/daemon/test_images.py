@@ -186,6 +186,10 @@ def test_list_filters(dockyardd: Dockyardd, busybox_id: str, busybox_tar: Path) 
     assert repo_tags(reference=["*"]) >= {"busybox:latest"}  # '*' does not cross '/'
     assert "filtered/app:v2" not in repo_tags(reference=["*"])
     assert repo_tags(since=["filtered/app:v2"]) == {"filtered/newer:latest"}
+    # shared-size=1 (API >= 1.42): the two imports share their one layer
+    listed = {i["Id"]: i for i in client.get_json("/images/json", {"shared-size": "1"})}
+    assert listed[labelled]["SharedSize"] == listed[labelled]["Size"] > 0
+    assert all(i["SharedSize"] == -1 for i in client.get_json("/images/json", None))
     assert "filtered/newer:latest" not in repo_tags(before=["filtered/app:v2"])
     # an image is not before itself (creation times compare at the seconds listed)
     assert "filtered/app:v2" not in repo_tags(before=["filtered/app:v2"])

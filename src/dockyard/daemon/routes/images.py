@@ -177,28 +177,33 @@ def disk_usage(engine: Engine, api: tuple[int, ...]) -> tuple[list[dict[str, Any
     """``/system/df`` Images entries (with SharedSize and Containers) and
     LayersSize (every layer once)."""
     svc = engine.images
-    meta = svc.store.metadata
-    layer_sizes = {str(layer.chain_id): layer.size for layer in meta.layers()}
-    layer_users: dict[str, int] = {}
-    records = {str(r.id): r for r in meta.images()}
-    for record in records.values():
-        for chain in record.layers:
-            layer_users[str(chain)] = layer_users.get(str(chain), 0) + 1
+    shared, layers_size = shared_sizes(engine)
     containers_per_image: dict[str, int] = {}
     for summary in engine.containers.disk_usage():
         image_id = summary.get("ImageID", "")
         containers_per_image[image_id] = containers_per_image.get(image_id, 0) + 1
     out = []
     for image in svc.list_images(all_images=True):
-        record = records.get(image["Id"])
-        shared = 0
-        if record is not None:
-            shared = sum(layer_sizes.get(str(c), 0) for c in record.layers if layer_users.get(str(c), 0) > 1)
         doc = _versioned_summary(image, api)
-        doc["SharedSize"] = shared
+        doc["SharedSize"] = shared.get(image["Id"], 0)
         doc["Containers"] = containers_per_image.get(image["Id"], 0)
         out.append(doc)
-    return out, sum(layer_sizes.values())
+    return out, layers_size
+
+
+def shared_sizes(engine: Engine) -> tuple[dict[str, int], int]:
+    """Each image's SharedSize (the size of its layers that other images
+    use too) and the size of all layers, each counted once."""
+    meta = engine.images.store.metadata
+    layer_sizes = {str(layer.chain_id): layer.size for layer in meta.layers()}
+    layer_users: dict[str, int] = {}
+    records = {str(r.id): r for r in meta.images()}
+    for record in records.values():
+        for chain in record.layers:
+            layer_users[str(chain)] = layer_users.get(str(chain), 0) + 1
+    shared = {image_id: sum(layer_sizes.get(str(c), 0) for c in record.layers if layer_users.get(str(c), 0) > 1)
+              for image_id, record in records.items()}
+    return shared, sum(layer_sizes.values())
 
 
 async def get_images(request: web.Request) -> web.StreamResponse:
@@ -207,8 +212,18 @@ async def get_images(request: web.Request) -> web.StreamResponse:
     # Old clients send ?filter=name (API < 1.28): a reference filter.
     if request.query.get("filter"):
         filters = Filters({**filters.values, "reference": frozenset({request.query["filter"]})})
-    images = await in_executor(list_images, engine, filters, query_bool(request, "all"), api_version(request))
-    return json_response(images)
+    api = api_version(request)
+    want_shared = api >= (1, 42) and query_bool(request, "shared-size")
+
+    def listing() -> list[dict[str, Any]]:
+        images = list_images(engine, filters, query_bool(request, "all"), api)
+        if want_shared:  # computed only when asked for (API >= 1.42), as dockerd does
+            shared, _ = shared_sizes(engine)
+            for image in images:
+                image["SharedSize"] = shared.get(image["Id"], 0)
+        return images
+
+    return json_response(await in_executor(listing))
 
 
 async def inspect_image(request: web.Request) -> web.StreamResponse:
