@@ -44,6 +44,8 @@ def labelled_container(dockyardd: Dockyardd) -> str:
     ["inspect", "--format", "{{json .Config.Labels}}", "{name}"],
     ["image", "inspect", "--format", "{{json .GraphDriver}}", "busybox"],
     ["info", "--format", "{{json .Plugins}}"],
+    ["inspect", "--format", '{{index .Config.Labels "alpha"}}/{{index .Config.Labels "nope"}}', "{name}"],
+    ["image", "inspect", "--format", '{{index .Config.Labels "nope"}}.', "busybox"],
 ])
 def test_formats_print_as_docker(dockyardd: Dockyardd, labelled_container: str, args: list[str]) -> None:
     args = [a.replace("{name}", labelled_container) for a in args]

@@ -35,7 +35,8 @@ DOT = {
     ("{{json .Config.Cmd}}", "null"),
     ("{{json .List}}", "[1,2,3]"),
     ('{{index .Labels "a"}}', "1"),
-    ('{{index .Labels "zz"}}', "<no value>"),
+    ('{{index .Labels "zz"}}', ""),  # Go: the zero value of map[string]string's element
+    ('{{index .Config.Cmd "zz"}}', ""),  # null Labels: a nil map in docker's struct
     ("{{index .List 1}}", "2"),
     ("{{index .Nested 1 | json}}", '{"K":"v2"}'),
     ("{{range .List}}[{{.}}]{{end}}", "[1][2][3]"),

@@ -439,13 +439,18 @@ def parse(source: str) -> list[Node]:
 def _index(item: Any, *keys: Any) -> Any:
     for key in keys:
         if isinstance(item, dict):
-            item = item.get(key, NO_VALUE)
+            # Go's index of a missing key is the element type's zero value:
+            # "" for the string maps (Labels, Options) docker's structs have
+            default = "" if all(isinstance(v, str) for v in item.values()) else NO_VALUE
+            item = item.get(key, default)
         elif isinstance(item, (list, tuple, str)):
             if not isinstance(key, int):
                 raise TemplateError(f"cannot index slice/array with type {type(key).__name__}")
             if not 0 <= key < len(item):
                 raise TemplateError(f"error calling index: index out of range: {key}")
             item = item[key]
+        elif item is None and isinstance(key, str):
+            item = ""  # a typed nil map (null Labels) in docker's struct
         elif item is None or item is NO_VALUE:
             raise TemplateError("error calling index: index of untyped nil")
         else:
