@@ -46,6 +46,9 @@ def labelled_container(dockyardd: Dockyardd) -> str:
     ["info", "--format", "{{json .Plugins}}"],
     ["inspect", "--format", '{{index .Config.Labels "alpha"}}/{{index .Config.Labels "nope"}}', "{name}"],
     ["image", "inspect", "--format", '{{index .Config.Labels "nope"}}.', "busybox"],
+    # no \t or \n unescaping outside tables
+    ["inspect", "--format", "{{.Name}}\\t{{.State.Status}}\\n", "{name}"],
+    ["version", "--format", "{{.Server.APIVersion}}\\t{{.Client.Os}}"],
 ])
 def test_formats_print_as_docker(dockyardd: Dockyardd, labelled_container: str, args: list[str]) -> None:
     args = [a.replace("{name}", labelled_container) for a in args]
@@ -74,3 +77,7 @@ def test_event_json_omits_an_empty_id(dockyardd: Dockyardd, labelled_container: 
     assert ours == ok(run_docker(dockyardd, *args))
     line = json.loads(ours.splitlines()[-1])
     assert "id" not in line and list(line)[:3] == ["status", "Type", "Action"]
+    # the template runs on events.Message: .ID, .Status, .From (empty when omitted)
+    for fmt in ("{{.ID}}|{{.Status}}|{{.From}}|{{.Scope}}", "table {{.Type}}\\t{{.Action}}"):
+        args[-1] = fmt
+        assert ok(run_cli(dockyardd, *args)) == ok(run_docker(dockyardd, *args)), fmt

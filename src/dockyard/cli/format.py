@@ -181,7 +181,8 @@ def render_object(format_spec: str, obj: Any) -> str:
 
     if format_spec == "json":
         return go_json(obj)
-    return Template(_unescape(format_spec)).execute(obj)
+    # (no \t unescaping here: docker does that for its tables only)
+    return Template(format_spec).execute(obj)
 
 
 __all__ = ["bytes_size", "ellipsis", "go_time", "human_duration", "human_size",

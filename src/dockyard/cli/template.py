@@ -628,8 +628,34 @@ class _Scope:
 FIELD_ALIASES = {"ID": "Id", "Id": "ID", "APIVersion": "ApiVersion", "ApiVersion": "APIVersion"}
 
 
+class GoStruct(dict):
+    """An API object whose Go struct docker's CLI templates: ``fields`` maps
+    each struct field name to its JSON key and its zero value (what the
+    template reads when the daemon omitted it, omitempty)."""
+
+    fields: dict[str, tuple[str, Any]] = {}
+
+    def lookup(self, name: str) -> Any:
+        if name in self:
+            return self[name]
+        if name in self.fields:
+            key, zero = self.fields[name]
+            return self.get(key, zero)
+        return NO_VALUE
+
+
+class EventMessage(GoStruct):
+    """events.Message: ``{{.ID}} {{.Status}} {{.From}}`` as docker reads them."""
+
+    fields = {"Status": ("status", ""), "ID": ("id", ""), "From": ("from", ""), "Scope": ("scope", ""),
+              "Time": ("time", 0), "TimeNano": ("timeNano", 0)}
+
+
 def _field(value: Any, names: tuple[str, ...]) -> Any:
     for name in names:
+        if isinstance(value, GoStruct):
+            value = value.lookup(name)
+            continue
         if isinstance(value, dict) and name not in value and FIELD_ALIASES.get(name) in value:
             name = FIELD_ALIASES[name]
         if isinstance(value, StrictFields):

@@ -225,7 +225,9 @@ def events(ctx: Context, argv: list[str], name: str) -> int:
     until_ts = get_timestamp(args.until, now) if args.until else None
     for event in ctx.client.events(since=since_ts, until=until_ts, filters=filters):
         if args.format:
-            ctx.write(render_object(args.format, event) + "\n")
+            from dockyard.cli.template import EventMessage
+
+            ctx.write(render_object(args.format, EventMessage(event)) + "\n")
         else:
             ctx.write(format_event(event))
         ctx.out.flush()
