@@ -34,6 +34,8 @@ def labelled_container(dockyardd: Dockyardd) -> str:
     ["ps", "-a", "--format", "{{json .}}"],
     ["ps", "-a", "--format", "json"],  # sizes not asked for: "0B"
     ["ps", "-a", "--format", "{{.Platform}} {{.Size}}"],
+    ["ps", "-a", "--format", '{{.Label "alpha"}}|{{.Label "nope"}}|{{"zeta" | .Label}}'],
+    ["ps", "-a", "--format", 'table {{.Names}}\\t{{.Label "alpha"}}'],
     ["history", "--format", "{{json .}}", "busybox"],
     ["history", "--format", "json", "busybox"],
     ["images", "--format", "json"],

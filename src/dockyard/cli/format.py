@@ -129,7 +129,7 @@ def render_rows(format_spec: str | None, rows: Iterable[Mapping[str, Any]], *, d
     ``headers`` maps a field to its table header (ID -> "IMAGE ID"); fields
     not listed get their name upper-cased.
     """
-    from dockyard.cli.template import StrictFields, Template, go_json
+    from dockyard.cli.template import Template, go_json
 
     rows = list(rows)
     spec = (format_spec or "").strip("\n") if format_spec else ""
@@ -139,21 +139,27 @@ def render_rows(format_spec: str | None, rows: Iterable[Mapping[str, Any]], *, d
     if not spec:
         spec = default
     if spec == "json":
-        return "".join(go_json(StrictFields(row)) + "\n" for row in rows)
+        return "".join(go_json(_strict(row)) + "\n" for row in rows)
     if spec.startswith("table"):
         body = spec[len("table"):].strip() or default[len("table"):].strip()
         body = _unescape(body)
         template = Template(body)
         lines = []
         if not quiet:
-            header_ctx = _HeaderContext(headers)
+            header_ctx = _HeaderContext(headers, _strict(rows[0]).methods if rows else {})
             lines.append(template.execute(header_ctx))
         for row in rows:
-            lines.append(template.execute(StrictFields(row)))
+            lines.append(template.execute(_strict(row)))
         text = "\n".join(lines)
         return tabwrite(text.split("\n")) if lines else ""
     template = Template(_unescape(spec))
-    return "".join(template.execute(StrictFields(row)) + "\n" for row in rows)
+    return "".join(template.execute(_strict(row)) + "\n" for row in rows)
+
+
+def _strict(row: Mapping[str, Any]) -> Any:
+    from dockyard.cli.template import StrictFields
+
+    return row if isinstance(row, StrictFields) else StrictFields(row)
 
 
 def _unescape(spec: str) -> str:
@@ -161,18 +167,21 @@ def _unescape(spec: str) -> str:
     return spec.replace("\\t", "\t").replace("\\n", "\n")
 
 
-def _HeaderContext(headers: Mapping[str, str]) -> Any:
-    """A row that answers every field with its table header."""
+def _HeaderContext(headers: Mapping[str, str], methods: Mapping[str, Any] = {}) -> Any:
+    """A row that answers every field with its table header (and a method
+    such as ``.Label "env"`` with its argument, as docker heads it)."""
     from dockyard.cli.template import StrictFields
 
     class HeaderRow(StrictFields):
         def __contains__(self, key: object) -> bool:
-            return True
+            return isinstance(key, str) and key not in methods
 
         def __getitem__(self, key: str) -> str:
             return headers.get(key, key.upper())
 
-    return HeaderRow()
+    row = HeaderRow()
+    row.methods = {name: (lambda *args, name=name: str(args[0]) if args else name.upper()) for name in methods}
+    return row
 
 
 def render_object(format_spec: str, obj: Any) -> str:

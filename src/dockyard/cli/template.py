@@ -46,7 +46,11 @@ NO_VALUE = _NoValue()
 
 class StrictFields(dict):
     """A dict whose missing fields are errors, not ``<no value>`` (docker's
-    table rows are Go structs: ``{{.Nope}}`` fails there)."""
+    table rows are Go structs: ``{{.Nope}}`` fails there).  ``methods`` are
+    the row's methods that take arguments (``{{.Label "env"}}``); they are
+    not fields, so ``{{json .}}`` leaves them out."""
+
+    methods: dict[str, Callable[..., Any]] = {}
 
 
 # ---------------------------------------------------------------------------
@@ -659,9 +663,12 @@ def _field(value: Any, names: tuple[str, ...]) -> Any:
         if isinstance(value, dict) and name not in value and FIELD_ALIASES.get(name) in value:
             name = FIELD_ALIASES[name]
         if isinstance(value, StrictFields):
-            if name not in value:
+            if name in value:
+                value = value[name]
+            elif name in value.methods:
+                value = value.methods[name]
+            else:
                 raise TemplateError(f"can't evaluate field {name}")
-            value = value[name]
         elif isinstance(value, dict):
             value = value.get(name, NO_VALUE)
         elif value is None or value is NO_VALUE:
@@ -781,7 +788,16 @@ class Template:
             except TypeError as e:
                 raise TemplateError(f"error calling {name}: {e}") from None
         if len(command.args) > 1 or piped:
-            raise TemplateError(f"can't give argument to non-function {self._describe(first)}")
+            method = self._operand(first, dot, scope) if first.kind == "field" else None
+            if not callable(method):
+                raise TemplateError(f"can't give argument to non-function {self._describe(first)}")
+            args = [self._operand(n, dot, scope) for n in command.args[1:]]
+            if piped:
+                args.append(piped_value)
+            try:
+                return method(*args)
+            except TypeError as e:
+                raise TemplateError(f"error calling {self._describe(first)}: {e}") from None
         return self._operand(first, dot, scope)
 
     @staticmethod

@@ -121,6 +121,16 @@ def container_row(summary: dict[str, Any], *, trunc: bool, now: float | None = N
     }
 
 
+def _with_label_method(row: dict[str, str], summary: dict[str, Any]) -> Any:
+    """The row with docker's ``{{.Label "key"}}`` method."""
+    from dockyard.cli.template import StrictFields
+
+    labels = summary.get("Labels") or {}
+    strict = StrictFields(row)
+    strict.methods = {"Label": lambda key: labels.get(key, "")}
+    return strict
+
+
 def ps(ctx: Context, argv: list[str], name: str) -> int:
     p = ctx.parser(name, "[OPTIONS]", "List containers")
     p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
@@ -140,7 +150,7 @@ def ps(ctx: Context, argv: list[str], name: str) -> int:
     containers = ctx.client.containers(all=args.all, limit=limit if limit > 0 else None, size=show_size,
                                        filters=parse_filter_flags(args.filter) or None)
     now = time.time()
-    rows = [container_row(c, trunc=not args.no_trunc, now=now) for c in containers]
+    rows = [_with_label_method(container_row(c, trunc=not args.no_trunc, now=now), c) for c in containers]
     default = PS_DEFAULT + ("\t{{.Size}}" if args.size else "")
     ctx.write(render_rows(fmt, rows, default=default, headers=PS_HEADERS, quiet_field="ID", quiet=args.quiet))
     return 0
