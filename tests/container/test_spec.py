@@ -570,7 +570,8 @@ def test_namespace_modes(rootfs):
 def test_bridge_is_never_host_network(rootfs):
     for mode in (None, "default", "bridge"):
         hc, _ = normalize_host_config({"NetworkMode": mode} if mode else {}, HOST)
-        assert hc["NetworkMode"] == "bridge"
+        # Kept as asked (dockerd shows "default" in inspect), meaning bridge.
+        assert hc["NetworkMode"] == (mode or "default")
         spec, _ = make(host_config=hc, rootfs=rootfs)
         assert "network" in ns_types(spec) and ns_types(spec)["network"] is None
 
@@ -625,7 +626,10 @@ def test_autoremove_conflicts_with_restart_policy():
 
 def test_host_config_defaults():
     hc, warnings = normalize_host_config({}, HOST, default_log_driver="local")
-    assert hc["NetworkMode"] == "bridge" and hc["IpcMode"] == "private"
+    assert hc["NetworkMode"] == "default" and hc["IpcMode"] == "private"
+    assert "MemorySwappiness" not in hc or hc["MemorySwappiness"] is None
+    unset, _ = normalize_host_config({"MemorySwappiness": -1}, HOST)
+    assert unset["MemorySwappiness"] is None  # the CLI's "unset", null as dockerd shows it
     assert hc["ShmSize"] == 64 << 20
     assert hc["RestartPolicy"] == {"Name": "no", "MaximumRetryCount": 0}
     assert hc["LogConfig"] == {"Type": "local", "Config": {}}

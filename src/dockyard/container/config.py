@@ -393,6 +393,9 @@ def validate_resources(hc: dict[str, Any], host: HostInfo, warnings: list[str], 
         # Docker's default: as much swap as memory (memory+swap = 2x).
         hc["MemorySwap"] = memory * 2 if host.swap_limit else -1
     swappiness = hc.get("MemorySwappiness")
+    if swappiness == -1 and not update:
+        # -1 is the CLI's "not set"; dockerd keeps it as null.
+        hc["MemorySwappiness"] = swappiness = None
     if swappiness is not None and swappiness != -1:
         if not isinstance(swappiness, int) or not 0 <= swappiness <= 100:
             raise InvalidArgument(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
@@ -578,8 +581,10 @@ def normalize_host_config(hc: dict[str, Any] | None, host: HostInfo, *,
     if hc.get("AutoRemove") and not policy.is_none:
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
 
-    hc["NetworkMode"] = network_mode(hc)
-    net = hc["NetworkMode"]
+    # Stored as asked, with "" read as "default" (dockerd's word, which
+    # inspect and ps show); network_mode() says what "default" means.
+    hc["NetworkMode"] = hc.get("NetworkMode") or "default"
+    net = network_mode(hc)
     if net not in BUILTIN_NETWORKS and not container_ref(net):
         raise NotFound(f"network {net} not found")
     if container_ref(net) == "":

@@ -1373,7 +1373,9 @@ class ContainerService:
             try:
                 tail_n = int(tail)
             except (TypeError, ValueError):
-                raise InvalidArgument(f"invalid value for tail: {tail!r}") from None
+                # dockerd reads a tail it cannot parse as "all", and so do
+                # the scripts written against it (`logs --tail x` works).
+                tail_n = -1
             if tail_n < 0:
                 tail_n = None
         reader = logs_mod.open_reader(driver, c.log_path, dict(log_config.get("Config") or {}))

@@ -85,19 +85,25 @@ def memory_stats(sample: Any) -> dict[str, Any]:
 
 
 def blkio_stats(sample: Any) -> dict[str, Any]:
+    """Docker's blkio_stats: every counter a list on cgroup v1 (empty when
+    nothing was read or written; clients iterate them), on v2 only the two
+    io.stat gives, the rest null, as dockerd answers on each."""
     blkio = getattr(sample, "blkio", None) if sample is not None else None
+    names = ("io_service_bytes_recursive", "io_serviced_recursive", "io_queue_recursive",
+             "io_service_time_recursive", "io_wait_time_recursive", "io_merged_recursive",
+             "io_time_recursive", "sectors_recursive")
+    doc: dict[str, Any] = dict.fromkeys(names)
+    if blkio is None:
+        return doc
+    if blkio.cgroup_version == 1:
+        doc.update((name, []) for name in names)
+    doc["io_service_bytes_recursive"] = _blkio_entries(blkio.io_service_bytes)
+    doc["io_serviced_recursive"] = _blkio_entries(blkio.io_serviced)
+    return doc
 
-    def entries(items) -> list[dict[str, Any]] | None:
-        if not items:
-            return None
-        return [{"major": e.major, "minor": e.minor, "op": e.op, "value": e.value} for e in items]
 
-    return {
-        "io_service_bytes_recursive": entries(blkio.io_service_bytes) if blkio else None,
-        "io_serviced_recursive": entries(blkio.io_serviced) if blkio else None,
-        "io_queue_recursive": None, "io_service_time_recursive": None, "io_wait_time_recursive": None,
-        "io_merged_recursive": None, "io_time_recursive": None, "sectors_recursive": None,
-    }
+def _blkio_entries(items) -> list[dict[str, Any]]:
+    return [{"major": e.major, "minor": e.minor, "op": e.op, "value": e.value} for e in items]
 
 
 def pids_stats(sample: Any) -> dict[str, Any]:

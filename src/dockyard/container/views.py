@@ -107,8 +107,11 @@ def host_config_json(c: Container) -> dict[str, Any]:
     doc = copy.deepcopy(HOST_CONFIG_DEFAULTS)
     doc.update(copy.deepcopy(c.host_config))
     if not doc.get("Privileged"):
-        doc.setdefault("MaskedPaths", list(MASKED_PATHS))
-        doc.setdefault("ReadonlyPaths", list(READONLY_PATHS))
+        # The CLI sends these as null: dockerd fills in the defaults then.
+        if doc.get("MaskedPaths") is None:
+            doc["MaskedPaths"] = list(MASKED_PATHS)
+        if doc.get("ReadonlyPaths") is None:
+            doc["ReadonlyPaths"] = list(READONLY_PATHS)
     return doc
 
 
@@ -169,7 +172,7 @@ def summary_json(c: Container, *, size_rw: int | None = None, size_root_fs: int 
         "Labels": c.labels,
         "State": c.state.status,
         "Status": status_line(c, now),
-        "HostConfig": {"NetworkMode": network_mode(c.host_config)},
+        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": _networks(c)},
         "Mounts": mounts_json(c),
     }

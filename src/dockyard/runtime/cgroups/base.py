@@ -127,6 +127,9 @@ class BlkioEntry(NamedTuple):
 class BlkioStats(NamedTuple):
     io_service_bytes: tuple[BlkioEntry, ...] = ()  # bytes transferred
     io_serviced: tuple[BlkioEntry, ...] = ()       # I/O operations
+    #: which hierarchy the numbers came from: v1's blkio controller has
+    #: more counters (queued, merged, times) than v2's io.stat
+    cgroup_version: int = 1
 
 
 class HugetlbStats(NamedTuple):

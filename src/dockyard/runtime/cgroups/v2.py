@@ -320,4 +320,4 @@ def parse_io_stat(text: str) -> BlkioStats:
             totals[which] += int(value)
         io_bytes.append(BlkioEntry(major, minor, "Total", totals[0]))
         ios.append(BlkioEntry(major, minor, "Total", totals[1]))
-    return BlkioStats(io_service_bytes=tuple(io_bytes), io_serviced=tuple(ios))
+    return BlkioStats(io_service_bytes=tuple(io_bytes), io_serviced=tuple(ios), cgroup_version=2)
