@@ -60,7 +60,7 @@ def test_formats_print_as_docker(dockyardd: Dockyardd, labelled_container: str, 
 def recent(text: str) -> str:
     """The two commands run a moment apart: "3 seconds ago" may have become
     "4 seconds ago" (and a column's width with it)."""
-    text = re.sub(r"(\d+ seconds|Less than a second|About a minute)( ago)?", "RECENTLY", text)
+    text = re.sub(r"(\d+ seconds?|Less than a second|About a minute)( ago)?", "RECENTLY", text)
     return re.sub(r" +", " ", text)
 
 
