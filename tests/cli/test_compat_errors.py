@@ -120,3 +120,9 @@ def test_import_argument_errors_as_docker(dockyardd: Dockyardd, args: list[str])
 ])
 def test_argument_count_errors_as_docker(dockyardd: Dockyardd, args: list[str]) -> None:
     assert same(dockyardd, *args)[0] == 1
+
+
+@pytest.mark.parametrize("args", [["rm", "-f", "nope-1"], ["rmi", "-f", "nope-1"], ["rm", "nope-1"],
+                                  ["rmi", "nope-1"], ["rm", "-f", "nope-1", "nope-2"]])
+def test_forced_removal_of_missing_objects_as_docker(dockyardd: Dockyardd, args: list[str]) -> None:
+    same(dockyardd, *args)

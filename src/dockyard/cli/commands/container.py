@@ -23,7 +23,7 @@ from dockyard.errors import DockyardError, NotFound
 
 
 def _for_each(ctx: Context, names: list[str], action: Callable[[str], Any], *, echo: bool = True,
-              summary: str | None = None) -> int:
+              summary: str | None = None, missing_ok: bool = False) -> int:
     """docker's loop over several containers: each name printed on success,
     each error reported; exit 1 if any failed (``docker start`` then also
     says which, in ``summary``'s words)."""
@@ -35,7 +35,8 @@ def _for_each(ctx: Context, names: list[str], action: Callable[[str], Any], *, e
             result = action(name)
         except DockyardError as e:
             report_error(ctx, e)
-            failed.append(name)
+            if not (missing_ok and isinstance(e, NotFound)):
+                failed.append(name)
             continue
         if echo:
             ctx.write(f"{name if result is None else result}\n")
@@ -227,8 +228,9 @@ def rm(ctx: Context, argv: list[str], name: str) -> int:
     names = [c.strip("/") for c in args.containers]
     if any(not c for c in names):
         raise UsageError("Container name cannot be empty", status=1)
+    # docker rm -f: a container that is not there is reported, not a failure
     return _for_each(ctx, names, lambda c: ctx.client.remove_container(
-        c, force=args.force, volumes=args.volumes, link=args.link))
+        c, force=args.force, volumes=args.volumes, link=args.link), missing_ok=args.force)
 
 
 def _freezing(ctx: Context, argv: list[str], name: str, description: str, verb: Callable[[str], Any]) -> int:

@@ -11,7 +11,7 @@ from dockyard.cli.commands.system import parse_filter_flags
 from dockyard.cli.context import CommandFailed, Context, UsageError
 from dockyard.cli.format import ellipsis, go_time, human_size, render_rows, rfc3339, short_id, since
 from dockyard.cli.progress import display
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, NotFound
 
 IMAGE_HEADERS = {
     "Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",
@@ -161,7 +161,8 @@ def rm(ctx: Context, argv: list[str], name: str) -> int:
                     ctx.write(f"Deleted: {item['Deleted']}\n")
         except DockyardError as e:
             report_error(ctx, e)
-            failed = True
+            # docker: with -f a missing image is reported, not a failure
+            failed = failed or not (args.force and isinstance(e, NotFound))
     if failed:
         raise CommandFailed(1)
     return 0
