@@ -144,7 +144,7 @@ def test_update_memory_live(env):
     env.run(env.service.start(cid))
     result = env.run(env.service.update(cid, {"Memory": 128 << 20, "MemorySwap": 256 << 20, "PidsLimit": 30,
                                               "RestartPolicy": {"Name": "unless-stopped"}}))
-    assert result == {"Warnings": []}
+    assert result == {"Warnings": None}  # dockerd's null
     base = f"/sys/fs/cgroup/memory{env.cgroup_parent}/{cid}"
     with open(f"{base}/memory.limit_in_bytes") as f:
         assert int(f.read()) == 128 << 20
@@ -411,7 +411,11 @@ def test_restart_events_and_update_stopped(env):
     env.run(env.service.restart(cid, timeout=1))
     assert env.actions(cid)[-5:] == ["kill", "die", "stop", "start", "restart"]
     env.run(env.service.stop(cid, timeout=1))
-    env.run(env.service.update(cid, {"Memory": 32 << 20, "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 1}}))
+    # Memory alone above the swap set (none: 0) is refused, as dockerd does
+    with pytest.raises(FailedPrecondition, match="update the memoryswap at the same time"):
+        env.run(env.service.update(cid, {"Memory": 32 << 20}))
+    env.run(env.service.update(cid, {"Memory": 32 << 20, "MemorySwap": -1,
+                                     "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 1}}))
     env.run(env.service.start(cid))
     with open(f"/sys/fs/cgroup/memory{env.cgroup_parent}/{cid}/memory.limit_in_bytes") as f:
         assert int(f.read()) == 32 << 20

@@ -57,7 +57,7 @@ def test_exec_output_exit_code_and_inspect(env):
     info = env.run(env.service.exec_inspect(exec_id))
     assert info["ExitCode"] == 4 and info["Running"] is False and info["ContainerID"] == cid
     assert info["ProcessConfig"] == {"arguments": ["-c", "echo $FROM_CONTAINER $X $(pwd); echo e >&2; exit 4"],
-                                     "entrypoint": "sh", "privileged": False, "tty": False, "user": ""}
+                                     "entrypoint": "sh", "privileged": False, "tty": False}  # no "user" when unset
     # Docker lists running (and created) execs only; a finished one can
     # still be inspected.
     assert env.inspect(cid)["ExecIDs"] is None

@@ -114,7 +114,8 @@ class ExecRecord:
                 "entrypoint": cmd[0] if cmd else "",
                 "privileged": bool(self.config.get("Privileged")),
                 "tty": bool(self.config.get("Tty")),
-                "user": self.config.get("User") or "",
+                # omitted when empty, as dockerd's omitempty does
+                **({"user": self.config["User"]} if self.config.get("User") else {}),
             },
             "Running": self.running,
             "Pid": self.pid,

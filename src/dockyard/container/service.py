@@ -1142,15 +1142,17 @@ class ContainerService:
                        or k == "PidsLimit" and v is not None}
             new_hc = dict(hc)
             new_hc.update(changed)
-            # Docker: updating Memory alone keeps the swap ratio valid.
-            if "Memory" in changed and "MemorySwap" not in changed and hc.get("MemorySwap", 0) not in (0, -1) \
-                    and changed["Memory"] > hc.get("MemorySwap", 0):
-                raise InvalidArgument(f"Cannot update container {c.id}: Memory limit should be smaller than "
-                                      f"already set memoryswap limit, update the memoryswap at the same time")
-            try:
-                validate_resources(new_hc, self.host, warnings, update=True)
-            except InvalidArgument as exc:
-                raise InvalidArgument(f"Cannot update container {c.id}: {exc}") from None
+            # Checked before the container is looked at, so worded as
+            # dockerd's create checks (no "Cannot update container" prefix).
+            validate_resources(new_hc, self.host, warnings, update=True)
+            # dockerd compares a new Memory with the MemorySwap already set,
+            # also when that is 0 (never set) or -1: `update --memory` alone
+            # on a container created without a limit is refused (409), and
+            # `--memory-swap -1` (or a value) is the way through.
+            if "Memory" in changed and not body.get("MemorySwap") \
+                    and changed["Memory"] > (hc.get("MemorySwap") or 0):
+                raise FailedPrecondition(f"Cannot update container {c.id}: Memory limit should be smaller than "
+                                         f"already set memoryswap limit, update the memoryswap at the same time")
             if "RestartPolicy" in body and body["RestartPolicy"] is not None:
                 policy = parse_restart_policy(body["RestartPolicy"])
                 if new_hc.get("AutoRemove") and not policy.is_none:
@@ -1167,7 +1169,8 @@ class ContainerService:
             c.host_config = new_hc
             self._save(c)
             self._emit(c, "update")
-        return {"Warnings": warnings}
+        # null when there is nothing to say, as dockerd's update answers
+        return {"Warnings": warnings or None}
 
     def _cgroup(self, c: Container):
         from ..runtime.cgroups import open_cgroup

@@ -67,5 +67,7 @@ def top(pids: Iterable[int], ps_args: str = "") -> dict[str, list]:
     except FileNotFoundError:
         raise Internal("ps is not installed on the host") from None
     if result.returncode != 0:
-        raise InvalidArgument(f"Error running ps: {result.stderr.strip() or result.stdout.strip()}")
+        # dockerd's words: the first line of ps's complaint, after "ps: ".
+        lines = (result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}").splitlines()
+        raise InvalidArgument(f"ps: {lines[0].strip()}")
     return parse_ps_output(result.stdout, pids)

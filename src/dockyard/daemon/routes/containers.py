@@ -423,7 +423,8 @@ async def update(request: web.Request) -> web.StreamResponse:
     if isinstance(limit, int) and limit <= 0:
         body["PidsLimit"] = -1  # 0 and negatives mean "unlimited" on update
     result = await service(request).update(request.match_info["id"], body)
-    return json_response({"Warnings": list(result.get("Warnings") or [])})
+    # dockerd answers null, not [], when an update has nothing to warn about
+    return json_response({"Warnings": list(result["Warnings"]) if result.get("Warnings") else None})
 
 
 async def resize(request: web.Request) -> web.StreamResponse:

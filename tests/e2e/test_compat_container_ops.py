@@ -1,0 +1,70 @@
+"""Container operations answered as dockerd answers them (same docker CLI,
+same docker-py): update's checks and reply, exec inspect, top's ps errors.
+Each expectation was read off a private dockerd beside dockyardd."""
+
+from __future__ import annotations
+
+
+def _ok(result) -> str:
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    return result.stdout.decode()
+
+
+def test_update_memory_needs_memoryswap_as_dockerd(e2e, test_id):
+    name = f"upd-{test_id}"
+    _ok(e2e.docker("run", "-d", "--name", name, "busybox", "sleep", "30"))
+    try:
+        # No limit at create: MemorySwap is 0, so a Memory alone is refused.
+        refused = e2e.docker("update", "--memory", "32m", name)
+        assert refused.returncode == 1
+        assert b"Error response from daemon: Cannot update container " in refused.stderr
+        assert refused.stderr.rstrip().endswith(
+            b"Memory limit should be smaller than already set memoryswap limit, "
+            b"update the memoryswap at the same time")
+        assert _ok(e2e.docker("update", "--memory", "32m", "--memory-swap", "-1", name)).strip() == name
+        fmt = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}"
+        assert _ok(e2e.docker("inspect", "-f", fmt, name)).split() == [str(32 << 20), "-1"]
+        # A bad value is a parameter error worded as at create: no prefix.
+        small = e2e.docker("update", "--memory", "1k", name)
+        assert small.returncode == 1
+        assert small.stderr.decode().strip() == "Error response from daemon: Minimum memory limit allowed is 6MB"
+        with e2e.client() as client:
+            reply = client.post_json(f"/containers/{name}/update", json_body={"PidsLimit": 50})
+        assert reply == {"Warnings": None}
+    finally:
+        e2e.docker("rm", "-f", name)
+
+
+def test_exec_inspect_shape(e2e, test_id):
+    name = f"exi-{test_id}"
+    client = e2e.docker_py()
+    try:
+        container = client.containers.run("busybox", ["sleep", "30"], name=name, detach=True, network_mode="none")
+        try:
+            exec_id = client.api.exec_create(container.id, ["sh", "-c", "exit 7"])["Id"]
+            created = client.api.exec_inspect(exec_id)
+            assert created["ExitCode"] is None and created["Running"] is False and created["Pid"] == 0
+            assert created["ProcessConfig"] == {"tty": False, "entrypoint": "sh", "arguments": ["-c", "exit 7"],
+                                                "privileged": False}
+            client.api.exec_start(exec_id)
+            done = client.api.exec_inspect(exec_id)
+            assert done["ExitCode"] == 7 and done["Running"] is False and done["Pid"] > 0
+            as_user = client.api.exec_create(container.id, ["true"], user="nobody")["Id"]
+            assert client.api.exec_inspect(as_user)["ProcessConfig"]["user"] == "nobody"
+        finally:
+            container.remove(force=True)
+    finally:
+        client.close()
+
+
+def test_top_bad_ps_args_worded_as_dockerd(e2e, test_id):
+    name = f"top-{test_id}"
+    _ok(e2e.docker("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "30"))
+    try:
+        result = e2e.docker("top", name, "--bogus")
+        assert result.returncode == 1
+        assert result.stderr.decode().strip() == "Error response from daemon: ps: error: unknown gnu long option"
+        titles = _ok(e2e.docker("top", name, "-o", "pid,comm")).splitlines()[0].split()
+        assert titles == ["PID", "COMMAND"]
+    finally:
+        e2e.docker("rm", "-f", name)
