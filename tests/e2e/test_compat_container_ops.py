@@ -4,6 +4,9 @@ Each expectation was read off a private dockerd beside dockyardd."""
 
 from __future__ import annotations
 
+import docker
+import pytest
+
 
 def _ok(result) -> str:
     assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
@@ -66,5 +69,28 @@ def test_top_bad_ps_args_worded_as_dockerd(e2e, test_id):
         assert result.stderr.decode().strip() == "Error response from daemon: ps: error: unknown gnu long option"
         titles = _ok(e2e.docker("top", name, "-o", "pid,comm")).splitlines()[0].split()
         assert titles == ["PID", "COMMAND"]
+    finally:
+        e2e.docker("rm", "-f", name)
+
+
+def test_kill_signal_checked_first_and_worded_as_dockerd(e2e, test_id):
+    name = f"kill-{test_id}"
+    client = e2e.docker_py()
+    try:
+        # A bad signal is refused before the container is looked up.
+        with pytest.raises(docker.errors.APIError) as refused:
+            client.api.kill(f"nope-{test_id}", signal="FOO")
+        assert refused.value.response.status_code == 400
+        assert refused.value.explanation == f"cannot kill container: nope-{test_id}: Invalid signal: FOO"
+    finally:
+        client.close()
+    _ok(e2e.docker("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "30"))
+    try:
+        result = e2e.docker("kill", "-s", "999", name)
+        assert result.returncode == 1
+        assert result.stderr.decode().strip() == (
+            f"Error response from daemon: cannot kill container: {name}: "
+            "the linux daemon does not support signal 999")
+        assert _ok(e2e.docker("kill", "-s", "9", name)).strip() == name
     finally:
         e2e.docker("rm", "-f", name)

@@ -986,8 +986,10 @@ class ContainerService:
 
     async def kill(self, ref: str, signal: str | int = "SIGKILL") -> None:
         """``POST /containers/{id}/kill``."""
-        c = self.resolve(ref)
+        # The signal first: dockerd refuses a bad one before it looks the
+        # container up (so a bad signal to a missing container is a 400).
         sig = parse_signal(signal or "SIGKILL")
+        c = self.resolve(ref)
         async with self._lock(c.id):
             if not c.state.running or (c.state.status == RESTARTING and not c.supervisor):
                 raise FailedPrecondition(f"Container {c.id} is not running")

@@ -33,6 +33,9 @@ def parse_signal(value: str | int) -> int:
         number = int(text)
         if 0 < number <= _MAX_SIGNAL:
             return number
+        if number > _MAX_SIGNAL:
+            # a number is a signal to dockerd; one Linux lacks is refused so
+            raise InvalidArgument(f"the linux daemon does not support signal {number}")
         raise InvalidArgument(f"Invalid signal: {value}")
     name = text.upper()
     if name.startswith("SIG"):
