@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotFound
 from ..units import human_duration
 from .config import network_mode
 from ..runtime.defaults import MASKED_PATHS, READONLY_PATHS
@@ -247,6 +247,14 @@ def parse_until(value: str, now: float | None = None) -> float:
         raise InvalidArgument(f"failed to parse value {value!r} as a timestamp or duration") from None
 
 
+def _created(resolve: Callable[[str], Container], ref: str) -> float:
+    try:
+        return parse_time(resolve(ref).created)
+    except NotFound:
+        # the container view's words in dockerd, not the API's "No such container: x"
+        raise NotFound(f"no such container {ref}") from None
+
+
 class ListFilter:
     """Docker's ``docker ps`` filters over container records.
 
@@ -271,11 +279,14 @@ class ListFilter:
             try:
                 self.exited.add(int(code))
             except ValueError:
-                raise InvalidArgument(f"invalid filter 'exited={code}'") from None
+                # dockerd passes Go's parse error through as it is
+                raise InvalidArgument(f'strconv.Atoi: parsing "{code}": invalid syntax') from None
         # before/since name a container; only those created earlier/later
         # (by creation time) are listed.
-        self.before = min((parse_time(resolve(r).created) for r in self.filters.get("before", [])), default=None)
-        self.since = max((parse_time(resolve(r).created) for r in self.filters.get("since", [])), default=None)
+        self.before = min((_created(resolve, r) for r in self.filters.get("before", [])), default=None)
+        self.since = max((_created(resolve, r) for r in self.filters.get("since", [])), default=None)
+        # No swarm here: no container is a task.
+        self.tasks_only = "true" in self.filters.get("is-task", [])
         self.image_matches = image_matches
 
     @property
@@ -285,6 +296,8 @@ class ListFilter:
 
     def matches(self, c: Container) -> bool:
         f = self.filters
+        if self.tasks_only:
+            return False
         created = parse_time(c.created)
         if self.before is not None and created >= self.before:
             return False

@@ -1,0 +1,32 @@
+"""docker ps filters answered as dockerd answers them (read off a private
+dockerd with the same docker CLI)."""
+
+from __future__ import annotations
+
+
+def _ok(result) -> str:
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    return result.stdout.decode()
+
+
+def _error(result) -> str:
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    return result.stderr.decode().strip()
+
+
+def test_ps_filter_errors_and_is_task(e2e, test_id):
+    name = f"psf-{test_id}"
+    _ok(e2e.docker("create", "--name", name, "--network", "none", "busybox"))
+    try:
+        assert _error(e2e.docker("ps", "-a", "--filter", "exited=abc")) == \
+            'Error response from daemon: strconv.Atoi: parsing "abc": invalid syntax'
+        for key in ("since", "before"):
+            assert _error(e2e.docker("ps", "-a", "--filter", f"{key}=nope-{test_id}")) == \
+                f"Error response from daemon: no such container nope-{test_id}"
+        # No swarm: no container is a task.
+        assert _ok(e2e.docker("ps", "-aq", "--filter", "is-task=true")) == ""
+        listed = _ok(e2e.docker("ps", "-a", "--filter", "is-task=false", "--filter", f"name={name}",
+                                "--format", "{{.Names}}"))
+        assert listed.split() == [name]
+    finally:
+        e2e.docker("rm", "-f", name)
