@@ -33,8 +33,12 @@ def test_bad_values_are_flag_errors():
     assert e.value.status == 125 and 'invalid argument "lots" for "-m, --memory" flag' in e.value.message
     with pytest.raises(UsageError):
         duration_ns("soon", "--health-interval")
-    with pytest.raises(UsageError):
-        parse_restart("sometimes")
+    # the policy's name is the daemon's to check (as docker's CLI leaves it)
+    assert parse_restart("sometimes") == {"Name": "sometimes", "MaximumRetryCount": 0}
+    with pytest.raises(UsageError, match="no policy provided before colon"):
+        parse_restart(":3")
+    with pytest.raises(UsageError, match="maximum retry count must be an integer"):
+        parse_restart("on-failure:x")
     with pytest.raises(UsageError):
         parse_ulimit("nofile=10:5")
 
@@ -107,7 +111,7 @@ def test_publish_flags_as_docker_sends_them():
 
 
 def test_refused_combinations():
-    with pytest.raises(UsageError, match="Conflicting options: -a and -d"):
+    with pytest.raises(UsageError, match="conflicting options: cannot specify both --attach and --detach"):
         _body("-a", "stdout", "busybox", detach=True)
     with pytest.raises(UsageError, match="--restart and --rm"):
         _body("--rm", "--restart", "always", "busybox")

@@ -102,19 +102,22 @@ def read_kv_file(path: str, what: str) -> list[str]:
 
 
 def parse_restart(value: str) -> dict[str, Any]:
-    # TODO(issue 4): docker's CLI leaves the policy's name and count to the
-    # daemon (whose messages are docker's); tests/e2e/test_cli_parsing.py
-    # still expects this local check.
-    name, _, count = value.partition(":")
-    if name not in ("no", "always", "unless-stopped", "on-failure", ""):
-        raise UsageError(f"invalid restart policy '{name}'", status=125)
-    if count and name != "on-failure":
-        raise UsageError(f"maximum retry count cannot be used with restart policy '{name}'", status=125)
-    try:
-        retries = int(count) if count else 0
-    except ValueError:
-        raise UsageError(f"maximum retry count must be an integer: {count}", status=125) from None
-    return {"Name": name or "no", "MaximumRetryCount": retries}
+    """--restart as docker's CLI reads it: only the form is checked here,
+    the policy's name and whether it takes a count are the daemon's to
+    judge (its messages are docker's)."""
+    if not value:
+        return {"Name": "", "MaximumRetryCount": 0}
+    name, colon, count = value.partition(":")
+    if colon and not name:
+        raise UsageError("invalid restart policy format: no policy provided before colon", status=125)
+    retries = 0
+    if count:
+        try:
+            retries = int(count)
+        except ValueError:
+            raise UsageError("invalid restart policy format: maximum retry count must be an integer",
+                             status=125) from None
+    return {"Name": name, "MaximumRetryCount": retries}
 
 
 def parse_ulimit(value: str) -> dict[str, Any]:
@@ -425,7 +428,7 @@ def build_create_body(args: Any, image: str, command: list[str], *, detach: bool
             raise UsageError(f"invalid argument \"{stream}\" for \"-a, --attach\" flag: valid streams are "
                              "STDIN, STDOUT and STDERR", status=125)
     if detach and attach:
-        raise UsageError("Conflicting options: -a and -d", status=125)
+        raise UsageError("conflicting options: cannot specify both --attach and --detach", status=1)
     if detach:
         attach_stdin = attach_stdout = attach_stderr = False
     elif attach:
