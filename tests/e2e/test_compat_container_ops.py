@@ -94,3 +94,24 @@ def test_kill_signal_checked_first_and_worded_as_dockerd(e2e, test_id):
         assert _ok(e2e.docker("kill", "-s", "9", name)).strip() == name
     finally:
         e2e.docker("rm", "-f", name)
+
+
+def test_rename_errors_worded_as_dockerd(e2e, test_id):
+    name = f"ren-{test_id}"
+    _ok(e2e.docker("create", "--name", name, "--network", "none", "busybox"))
+    client = e2e.docker_py()
+    try:
+        bad = e2e.docker("rename", name, "bad name")
+        assert bad.returncode == 1
+        assert bad.stderr.decode().splitlines()[0] == (
+            "Error response from daemon: Error when allocating new name: Invalid container name (/bad name), "
+            "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        with pytest.raises(docker.errors.APIError) as empty:
+            client.api.rename(name, "")
+        assert empty.value.response.status_code == 400
+        assert empty.value.explanation == "Neither old nor new names may be empty"
+        same = e2e.docker("rename", name, name)
+        assert b"Renaming a container with the same name as its current name" in same.stderr
+    finally:
+        client.close()
+        e2e.docker("rm", "-f", name)

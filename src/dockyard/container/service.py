@@ -1111,11 +1111,20 @@ class ContainerService:
             self._emit(c, "unpause")
 
     async def rename(self, ref: str, new_name: str) -> None:
+        # dockerd's order and words: empty, then lookup, then same name, then
+        # the name's validity as its name reservation words it ("/x").
+        if not new_name or not ref:
+            raise InvalidArgument("Neither old nor new names may be empty")
         c = self.resolve(ref)
-        new = check_name(new_name)
+        wanted = new_name if new_name.startswith("/") else "/" + new_name
         async with self._lock(c.id):
-            if new == c.name:
+            if wanted == c.name:
                 raise InvalidArgument("Renaming a container with the same name as its current name")
+            try:
+                new = check_name(new_name)
+            except InvalidArgument:
+                raise InvalidArgument(f"Error when allocating new name: Invalid container name ({wanted}), "
+                                      f"only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed") from None
             old = c.name
             try:
                 self.db.rename(c, new)
