@@ -339,7 +339,7 @@ def test_logs_follow_tail_since_timestamps(env):
     none = env.create(["true"], {"LogConfig": {"Type": "none"}})
     with pytest.raises(FailedPrecondition, match="configured logging driver does not support reading"):
         env.logs(none)
-    with pytest.raises(InvalidArgument, match="no log driver named 'bogus'"):
+    with pytest.raises(InvalidArgument, match='^error looking up logging plugin bogus: plugin "bogus" not found$'):
         env.create(["true"], {"LogConfig": {"Type": "bogus"}})
 
 

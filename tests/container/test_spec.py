@@ -4,6 +4,8 @@ directory with passwd/group files is all the I/O."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 from pathlib import Path
@@ -15,7 +17,7 @@ from dockyard.container.config import (merge_image_config, normalize_host_config
                                        parse_security_opts, validate_config, health_settings)
 from dockyard.container.hostinfo import HostInfo
 from dockyard.container.spec import SpecContext, build_spec, capabilities_for
-from dockyard.errors import InvalidArgument, NotFound
+from dockyard.errors import InvalidArgument
 
 HOST = HostInfo(ncpu=2, cpus=frozenset({0, 1}), mems=frozenset({0}))
 CID = "0123456789ab" + "c" * 52
@@ -292,7 +294,7 @@ def test_swap_without_accounting_warns(rootfs):
     ({"CpuPeriod": 500}, r"CPU cfs period can not be less than 1ms \(i.e. 1000\) or larger than 1s \(i.e. 1000000\)"),
     ({"CpuQuota": 500}, r"CPU cfs quota can not be less than 1ms \(i.e. 1000\)"),
     ({"CpusetCpus": "0-7"}, "Requested CPUs are not available - requested 0-7, available: 0-1"),
-    ({"CpusetCpus": "x"}, "Invalid value x for cpuset cpus"),
+    ({"CpusetCpus": "x"}, "^Invalid value x for cpuset cpus: invalid format: x$"),
     ({"CpusetMems": "3"}, "Requested memory nodes are not available - requested 3, available: 0"),
     ({"BlkioWeight": 5}, "Range of blkio weight is from 10 to 1000"),
     ({"OomScoreAdj": 1001}, r"Invalid value 1001, range for oom score adj is \[-1000, 1000\]"),
@@ -302,6 +304,22 @@ def test_swap_without_accounting_warns(rootfs):
 def test_resource_validation_messages(hc, message):
     with pytest.raises(InvalidArgument, match=message):
         normalize_host_config(hc, HOST)
+
+
+def test_storage_opt_refused():
+    with pytest.raises(InvalidArgument, match="^--storage-opt is supported only for overlay over xfs with "
+                                              "'pquota' mount option$"):
+        normalize_host_config({"StorageOpt": {"size": "1G"}}, HOST)
+    assert normalize_host_config({"StorageOpt": {}}, HOST)[0] is not None
+
+
+def test_blkio_weight_discarded_before_its_range_is_checked():
+    """dockerd on a kernel without the weight: any value is a warning."""
+    no_weight = dataclasses.replace(HOST, blkio_weight=False)
+    hc, warnings = normalize_host_config({"BlkioWeight": 5}, no_weight)
+    assert hc["BlkioWeight"] == 0
+    assert warnings == ["Your kernel does not support Block I/O weight or the cgroup is not mounted. "
+                        "Weight discarded."]
 
 
 def test_cpu_fields(rootfs):
@@ -439,7 +457,7 @@ def test_cap_add_drop_and_all():
     assert capabilities_for({"CapDrop": ["ALL"], "CapAdd": ["CAP_CHOWN"]}) == ["CAP_CHOWN"]
     caps = capabilities_for({"CapAdd": ["ALL"], "CapDrop": ["SYS_ADMIN"]})
     assert "CAP_SYS_ADMIN" not in caps and "CAP_SYS_MODULE" in caps
-    with pytest.raises(InvalidArgument, match='unknown capability: "CAP_FLY"'):
+    with pytest.raises(InvalidArgument, match='^invalid CapAdd: unknown capability: "CAP_FLY"$'):
         normalize_host_config({"CapAdd": ["fly"]}, HOST)
 
 
@@ -581,7 +599,7 @@ def test_bridge_is_never_host_network(rootfs):
     ({"PidMode": "private-ish"}, InvalidArgument, "invalid PID mode: private-ish"),
     ({"UTSMode": "container:x"}, InvalidArgument, "invalid UTS mode: container:x"),
     ({"UsernsMode": "private"}, InvalidArgument, "invalid USER mode: private"),
-    ({"NetworkMode": "mynet"}, NotFound, "network mynet not found"),
+    ({"NetworkMode": "mynet"}, InvalidArgument, "network mynet not found"),
 ])
 def test_mode_errors(hc, error, message):
     with pytest.raises(error, match=message):

@@ -23,7 +23,7 @@ import stat as stat_mod
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidArgument, NotFound
+from ..errors import InvalidArgument
 from .defaults import ALL_CAPABILITIES, IPC_SYSCTLS, RLIMITS, UTS_SYSCTLS
 from .hostinfo import HostInfo, format_cpu_list, parse_cpu_list
 from .mounts import parse_host_mounts
@@ -363,7 +363,8 @@ def _validate_cpuset(value: str, available: frozenset[int], what: str, label: st
     try:
         requested = parse_cpu_list(value)
     except ValueError:
-        raise InvalidArgument(f"Invalid value {value} for {what}") from None
+        # worded as dockerd, which passes its list parser's error on
+        raise InvalidArgument(f"Invalid value {value} for {what}: invalid format: {value}") from None
     if not requested <= available:
         raise InvalidArgument(f"Requested {label} are not available - requested {value}, "
                               f"available: {format_cpu_list(available)}")
@@ -475,12 +476,14 @@ def validate_resources(hc: dict[str, Any], host: HostInfo, warnings: list[str], 
             _validate_cpuset(value, available, what, label)
 
     weight = _int_field(hc, "BlkioWeight")
-    if weight and not 10 <= weight <= 1000:
-        raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+    # Discarded (with a warning) before the range is checked, as dockerd
+    # does: on a kernel without the weight any value is only a warning.
     if weight and not host.blkio_weight:
         warnings.append("Your kernel does not support Block I/O weight or the cgroup is not mounted. "
                         "Weight discarded.")
-        hc["BlkioWeight"] = 0
+        hc["BlkioWeight"] = weight = 0
+    if weight and not 10 <= weight <= 1000:
+        raise InvalidArgument("Range of blkio weight is from 10 to 1000")
     weight_devices = hc.get("BlkioWeightDevice") or []
     for entry in weight_devices:
         w = entry.get("Weight", 0)
@@ -563,11 +566,18 @@ def normalize_host_config(hc: dict[str, Any] | None, host: HostInfo, *,
     validate_resources(hc, host, warnings)
     parse_host_mounts(hc)
 
+    if hc.get("StorageOpt"):
+        # No per-container size quota (overlay over xfs with pquota in
+        # dockerd); refused in dockerd's words rather than ignored.
+        raise InvalidArgument("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
     for key in ("CapAdd", "CapDrop"):
         caps = hc.get(key) or []
         if not isinstance(caps, list):
             raise InvalidArgument(f"invalid {key}: expected a list of capability names")
-        hc[key] = [normalize_capability(c) for c in caps] or None
+        try:
+            hc[key] = [normalize_capability(c) for c in caps] or None
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"invalid {key}: {exc.message}") from None  # dockerd's prefix
     security = parse_security_opts(hc.get("SecurityOpt"))
     if security.apparmor and not host.apparmor and security.apparmor != "unconfined":
         warnings.append(f"AppArmor is not enabled on this host: security option apparmor={security.apparmor} "
@@ -586,7 +596,9 @@ def normalize_host_config(hc: dict[str, Any] | None, host: HostInfo, *,
     hc["NetworkMode"] = hc.get("NetworkMode") or "default"
     net = network_mode(hc)
     if net not in BUILTIN_NETWORKS and not container_ref(net):
-        raise NotFound(f"network {net} not found")
+        # 400, not 404: the docker CLI takes a 404 from create for a
+        # missing image and would try to pull it.
+        raise InvalidArgument(f"network {net} not found")
     if container_ref(net) == "":
         raise InvalidArgument("invalid container format container:<name|id>")
     hc["IpcMode"] = _check_mode(hc.get("IpcMode"), _IPC_MODES, "IPC", container_ok=True) or "private"

@@ -433,6 +433,10 @@ class ContainerService:
         log_config = hc["LogConfig"]
         if log_config["Type"] == self.default_log_driver and not log_config["Config"]:
             log_config["Config"] = dict(self.default_log_options)
+        if log_config["Type"] not in logs.DRIVERS:
+            # dockerd looks an unknown driver up as a plugin, and says so
+            raise InvalidArgument(f"error looking up logging plugin {log_config['Type']}: "
+                                  f"plugin \"{log_config['Type']}\" not found")
         logs.validate(log_config["Type"], log_config["Config"])
         if platform and platform.split("/", 1)[0] != "linux":
             raise InvalidArgument(f"invalid platform {platform!r}: only linux containers run here")
@@ -446,7 +450,13 @@ class ContainerService:
         for ref_mode in (hc.get("NetworkMode"), hc.get("IpcMode"), hc.get("PidMode")):
             ref = container_ref(ref_mode or "")
             if ref:
-                self.resolve(ref)  # must exist (Docker checks at create)
+                # Must exist (Docker checks at create).  A 400, not a 404 as
+                # dockerd answers: the docker CLI reads a 404 from create as
+                # "image not found" and tries to pull the image.
+                try:
+                    self.resolve(ref)
+                except NotFound as exc:
+                    raise InvalidArgument(exc.message) from None
         image_volumes = sorted((image.config.get("Volumes") or {}).keys())
         if image_volumes:
             # TODO(volume issue): anonymous volumes for the image's VOLUMEs.

@@ -1,0 +1,57 @@
+"""docker create/run refusals answered as dockerd answers them (read off a
+private dockerd with the same docker CLI): status codes the CLI acts on,
+and the exact words scripts grep for."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _refused(result) -> str:
+    assert result.returncode in (1, 125), (result.returncode, result.stdout, result.stderr)
+    return result.stderr.decode()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--cap-add", "BOGUS"], 'Error response from daemon: invalid CapAdd: unknown capability: "CAP_BOGUS"'),
+    (["--cpuset-cpus", "x"], "Error response from daemon: Invalid value x for cpuset cpus: invalid format: x"),
+    (["--log-driver", "bogus"],
+     'Error response from daemon: error looking up logging plugin bogus: plugin "bogus" not found'),
+    (["--storage-opt", "size=1G"],
+     "Error response from daemon: --storage-opt is supported only for overlay over xfs with 'pquota' mount option"),
+])
+def test_create_refusals_worded_as_dockerd(e2e, flags, message):
+    stderr = _refused(e2e.docker("create", *flags, "busybox", "true"))
+    assert stderr.strip() == message
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--pid", "container:nope-{id}"], "No such container: nope-{id}"),
+    (["--ipc", "container:nope-{id}"], "No such container: nope-{id}"),
+    (["--network", "container:nope-{id}"], "No such container: nope-{id}"),
+    (["--network", "nosuch-{id}"], "network nosuch-{id} not found"),
+])
+def test_missing_reference_is_not_a_missing_image(e2e, test_id, flags, message):
+    """A 404 from create makes the docker CLI pull the image ("Unable to find
+    image ... locally"); dockerd answers these with a 400."""
+    flags = [f.format(id=test_id) for f in flags]
+    stderr = _refused(e2e.docker("run", *flags, "busybox", "true"))
+    assert "Unable to find image" not in stderr and "registry" not in stderr, stderr
+    assert f"docker: Error response from daemon: {message.format(id=test_id)}" in stderr
+
+
+def test_blkio_weight_without_the_controller_is_a_warning(e2e, test_id):
+    """dockerd discards an unsupported weight (with a warning) before it
+    checks the range; where the kernel has the weight, 5 is out of range."""
+    name = f"blkio-{test_id}"
+    result = e2e.docker("create", "--name", name, "--blkio-weight", "5", "busybox", "true")
+    try:
+        with e2e.client() as client:
+            supported = client.info().get("BlkioWeight")
+        if supported:
+            assert "Range of blkio weight is from 10 to 1000" in _refused(result)
+        else:
+            assert result.returncode == 0, result.stderr
+            assert b"Weight discarded." in result.stderr
+    finally:
+        e2e.docker("rm", "-f", name)
