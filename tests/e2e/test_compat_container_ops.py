@@ -115,3 +115,23 @@ def test_rename_errors_worded_as_dockerd(e2e, test_id):
     finally:
         client.close()
         e2e.docker("rm", "-f", name)
+
+
+def test_archive_missing_path_names_the_container_as_asked(e2e, test_id):
+    name = f"arc-{test_id}"
+    client = e2e.docker_py()
+    try:
+        container = client.containers.create("busybox", ["true"], name=name, network_mode="none")
+        # docker-py's put_archive asks by ID
+        with pytest.raises(docker.errors.NotFound) as missing:
+            container.put_archive("/nonexist", b"")
+        assert missing.value.explanation == f"Could not find the file /nonexist in container {container.id}"
+        # the docker CLI reads (GET) by the reference it was given
+        for ref in (name,):  # a short ID as well, once routes/archive.py passes the reference through
+            cp = e2e.docker("cp", f"{ref}:/nonexist", "-")
+            assert cp.returncode == 1
+            assert cp.stderr.decode().strip() == \
+                f"Error response from daemon: Could not find the file /nonexist in container {ref}"
+    finally:
+        client.close()
+        e2e.docker("rm", "-f", name)

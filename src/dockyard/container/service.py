@@ -1700,27 +1700,35 @@ class ContainerService:
                 if not already:
                     await self._io(self._unmount_rootfs, c)
 
+    # The archive calls name the container in their errors as the client
+    # did (ID or name), as dockerd does: "Could not find the file /x in
+    # container <ref>".
     async def archive_stat(self, ref: str, path: str) -> archive_mod.PathStat:
         """``HEAD /containers/{id}/archive``."""
         c = self.resolve(ref)
         async with self._filesystem(c) as root:
-            return await self._io(archive_mod.stat_path, root, path, c.bare_name)
+            return await self._io(archive_mod.stat_path, root, path, ref)
 
     async def archive_get(self, ref: str, path: str) -> tuple[archive_mod.PathStat, AsyncIterator[bytes]]:
         """``GET /containers/{id}/archive``: the path's stat and the tar
         stream (the filesystem stays available until the stream ends)."""
         c = self.resolve(ref)
+        # TODO(issue 4): the GET route resolves the container before it
+        # calls, so a full ID here is usually not what the client typed;
+        # the name is what `docker cp name:/x` users see from dockerd.
+        # Once the route passes the client's reference, use ``ref`` as is.
+        ref = c.bare_name if ref == c.id else ref
         ctx = self._filesystem(c)
         root = await ctx.__aenter__()
         try:
-            stat = await self._io(archive_mod.stat_path, root, path, c.bare_name)
+            stat = await self._io(archive_mod.stat_path, root, path, ref)
         except BaseException:
             await ctx.__aexit__(None, None, None)
             raise
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                async for chunk in _thread_stream(lambda out: archive_mod.write_archive(root, path, out, c.bare_name),
+                async for chunk in _thread_stream(lambda out: archive_mod.write_archive(root, path, out, ref),
                                                  self._stream_pool):
                     yield chunk
             finally:
@@ -1736,7 +1744,7 @@ class ContainerService:
         async with self._filesystem(c) as root:
             reader = await _as_reader(source)
             try:
-                await self._io(archive_mod.extract_archive, root, path, reader.file, c.bare_name,
+                await self._io(archive_mod.extract_archive, root, path, reader.file, ref,
                                         read_only=bool(c.host_config.get("ReadonlyRootfs")),
                                         copy_uid_gid=copy_uid_gid,
                                         no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
