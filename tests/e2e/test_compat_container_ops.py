@@ -135,3 +135,15 @@ def test_archive_missing_path_names_the_container_as_asked(e2e, test_id):
     finally:
         client.close()
         e2e.docker("rm", "-f", name)
+
+
+def test_cp_into_a_file_worded_as_dockerd(e2e, test_id, tmp_path):
+    name = f"cpf-{test_id}"
+    (tmp_path / "f").write_text("x\n")
+    _ok(e2e.docker("create", "--name", name, "--network", "none", "busybox"))
+    try:
+        result = e2e.docker("cp", str(tmp_path / "f"), f"{name}:/etc/hostname/x")
+        assert result.returncode == 1
+        assert result.stderr.decode().strip() == "Error response from daemon: extraction point is not a directory"
+    finally:
+        e2e.docker("rm", "-f", name)

@@ -192,7 +192,7 @@ def extract_archive(root: Path | str, path: str, source: BinaryIO, container_nam
     _, cpath = resolve(root, path, container_name)
     host = resolve_in_root(root, cpath, follow_last=True)
     if not host.is_dir():
-        raise InvalidArgument(f"extraction point is not a directory: {path}")
+        raise InvalidArgument("extraction point is not a directory")  # dockerd says no more
     prefix = os.path.relpath(host, os.path.abspath(root))
     prefix = "" if prefix == "." else prefix
     # TODO(no_overwrite_dir_non_dir): apply_layer replaces entries of any
