@@ -3,6 +3,9 @@ dockerd with the same docker CLI)."""
 
 from __future__ import annotations
 
+import docker
+import pytest
+
 
 def _ok(result) -> str:
     assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
@@ -29,4 +32,22 @@ def test_ps_filter_errors_and_is_task(e2e, test_id):
                                 "--format", "{{.Names}}"))
         assert listed.split() == [name]
     finally:
+        e2e.docker("rm", "-f", name)
+
+
+def test_changes_and_prune_answers_as_dockerd(e2e, test_id):
+    name = f"chg-{test_id}"
+    _ok(e2e.docker("create", "--name", name, "--network", "none", "busybox"))
+    client = e2e.docker_py()
+    try:
+        # a container with no changes: null, as dockerd answers
+        assert client.api.diff(name) is None
+        assert _ok(e2e.docker("diff", name)) == ""
+        with pytest.raises(docker.errors.APIError) as bad:
+            client.api.prune_containers(filters={"until": "abc"})
+        assert bad.value.explanation == 'failed to parse value as time or duration: "abc"'
+        result = e2e.docker("container", "prune", "-f", "--filter", "until=abc")
+        assert _error(result) == 'Error response from daemon: failed to parse value as time or duration: "abc"'
+    finally:
+        client.close()
         e2e.docker("rm", "-f", name)

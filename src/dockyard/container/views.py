@@ -244,7 +244,8 @@ def parse_until(value: str, now: float | None = None) -> float:
         return parse_time(text if ("Z" in text or "+" in text[10:] or "-" in text[10:]) or "T" not in text
                           else text + "Z")
     except InvalidArgument:
-        raise InvalidArgument(f"failed to parse value {value!r} as a timestamp or duration") from None
+        # dockerd's words (its timestamp parser's error, Go-quoted value)
+        raise InvalidArgument(f'failed to parse value as time or duration: "{value}"') from None
 
 
 def _created(resolve: Callable[[str], Container], ref: str) -> float:

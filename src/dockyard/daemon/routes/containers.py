@@ -194,7 +194,8 @@ async def top(request: web.Request) -> web.StreamResponse:
 
 
 async def changes(request: web.Request) -> web.StreamResponse:
-    return json_response(await service(request).changes(request.match_info["id"]))
+    # null, not [], for a container with no changes, as dockerd answers
+    return json_response(await service(request).changes(request.match_info["id"]) or None)
 
 
 # -- logs / stats / export -------------------------------------------------------------
