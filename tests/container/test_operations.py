@@ -86,6 +86,8 @@ def test_auto_remove_when_the_start_fails(env):
 @pytest.mark.parametrize("cmd, code, cause", [
     (["no-such-command"], 127, 'exec: "no-such-command": executable file not found in $PATH'),
     (["/etc/passwd"], 126, 'exec: "/etc/passwd": permission denied'),
+    # Go's (runc's) lower-case errno text: the CLI looks for it to exit 127
+    (["/no/such"], 127, 'exec: "/no/such": stat /no/such: no such file or directory'),
 ])
 def test_start_failure_is_a_bad_parameter_in_dockers_words(env, cmd, code, cause):
     """dockerd answers 400 for a command that cannot be found or run, with

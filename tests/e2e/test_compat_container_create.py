@@ -55,3 +55,19 @@ def test_blkio_weight_without_the_controller_is_a_warning(e2e, test_id):
             assert b"Weight discarded." in result.stderr
     finally:
         e2e.docker("rm", "-f", name)
+
+
+@pytest.mark.parametrize("command,code,cause", [
+    (["/nonexistent-cmd"], 127, 'exec: "/nonexistent-cmd": stat /nonexistent-cmd: no such file or directory'),
+    (["nosuchcmd"], 127, 'exec: "nosuchcmd": executable file not found in $PATH'),
+    (["/etc"], 126, 'exec: "/etc": permission denied'),
+])
+def test_run_of_a_command_that_cannot_start(e2e, command, code, cause):
+    """The docker CLI picks 127/126 from the start error's words, as with
+    dockerd; with --rm it prints nothing but that error (its wait for the
+    removal gets no error of its own, as from dockerd)."""
+    result = e2e.docker("run", "--rm", "--network", "none", "busybox", *command)
+    assert result.returncode == code, result.stderr
+    stderr = result.stderr.decode()
+    assert cause in stderr
+    assert "Error waiting for container" not in stderr, stderr

@@ -1038,8 +1038,13 @@ class ContainerService:
             self._exit_waiters.setdefault(c.id, []).append(fut)
             state = await fut
         else:
-            state = c.state
-        return {"StatusCode": state.exit_code, "Error": {"Message": state.error} if state.error else None}
+            return {"StatusCode": c.state.exit_code,
+                    "Error": {"Message": c.state.error} if c.state.error else None}
+        # A wait that blocked is answered without the start error dockerd
+        # keeps in State.Error: `docker run --rm` with a missing command
+        # would otherwise log "Error waiting for container: ..." beside
+        # the start's own error, which dockerd's answer does not make it do.
+        return {"StatusCode": state.exit_code, "Error": None}
 
     # ------------------------------------------------------------------ remove
 

@@ -306,7 +306,7 @@ def _exec(plan: InitPlan, path: bytes, state: bytes) -> None:
     except OSError as exc:
         code = 126 if exc.errno in (errno.EACCES, errno.ENOEXEC, errno.EISDIR) else 127
         raise ChildError("NotFound" if code == 127 else "FailedPrecondition",
-                         f"exec: {os.fsdecode(path)!r}: {exc.strerror}") from None
+                         f"exec {os.fsdecode(path)}: {go_strerror(exc.errno)}") from None
 
 
 def _setup_console(plan: InitPlan) -> None:
@@ -358,6 +358,14 @@ def apply_process(proc: ProcessPlan) -> None:
     os.umask(proc.umask)
 
 
+def go_strerror(number: int) -> str:
+    """An errno worded as Go (and so runc) words it: libc's text with a
+    lower-case first letter.  The docker CLI reads "no such file or
+    directory" and "permission denied" in a start error to exit 127/126."""
+    text = os.strerror(number)
+    return text[:1].lower() + text[1:]
+
+
 def lookup_executable(proc: ProcessPlan) -> bytes:
     """PATH lookup of argv[0] as the container sees it (runc's rules)."""
     name = proc.argv[0]
@@ -366,7 +374,7 @@ def lookup_executable(proc: ProcessPlan) -> bytes:
         try:
             st = os.stat(name)
         except OSError as exc:
-            raise ChildError("NotFound", f'exec: "{shown}": {os.strerror(exc.errno)}') from None
+            raise ChildError("NotFound", f'exec: "{shown}": stat {shown}: {go_strerror(exc.errno)}') from None
         if stat.S_ISDIR(st.st_mode) or not os.access(name, os.X_OK):
             raise ChildError("FailedPrecondition", f'exec: "{shown}": permission denied')
         return name
