@@ -147,3 +147,20 @@ def test_cp_into_a_file_worded_as_dockerd(e2e, test_id, tmp_path):
         assert result.stderr.decode().strip() == "Error response from daemon: extraction point is not a directory"
     finally:
         e2e.docker("rm", "-f", name)
+
+
+def test_exec_that_cannot_start_exits_126(e2e, test_id):
+    name = f"exf-{test_id}"
+    _ok(e2e.docker("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "30"))
+    try:
+        user = e2e.docker("exec", "-u", "nosuch", name, "true")
+        assert user.returncode == 126, (user.stdout, user.stderr)
+        assert b"unable to find user nosuch: no matching entries in passwd file" in user.stdout + user.stderr
+        missing = e2e.docker("exec", name, "/nonexist")
+        assert missing.returncode == 126
+        text = (missing.stdout + missing.stderr).decode()
+        assert text.startswith("OCI runtime exec failed: exec failed: unable to start container process: "), text
+        assert 'exec: "/nonexist": stat /nonexist: no such file or directory' in text
+        assert text.rstrip().endswith(": unknown")
+    finally:
+        e2e.docker("rm", "-f", name)

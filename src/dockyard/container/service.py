@@ -1566,16 +1566,26 @@ class ContainerService:
         use_tty = bool(config.get("Tty")) if tty is None else bool(tty)
         size = _console_size(list(console_size) if console_size else config.get("ConsoleSize"))
         fs_root = self._fs_root(c)
-        process = await self._io(exec_process, self._container_process(c), config, fs_root,
-                                          self.host.available_capabilities())
+        try:
+            process = await self._io(exec_process, self._container_process(c), config, fs_root,
+                                     self.host.available_capabilities())
+        except DockyardError:
+            # e.g. an unknown user: the exec has run and failed, 126 as
+            # dockerd reports it (the docker CLI exits with it)
+            record.started = True
+            self._exec_finished(record, 126)
+            raise
         record.started = True
         want_stdin = bool(config.get("AttachStdin")) and not detach
         try:
             result = await self._io(self.processes.exec, c.supervisor, process, exec_id=record.id,
                                              tty=use_tty, stdin=want_stdin, detach=detach, console_size=size)
-        except DockyardError:
+        except DockyardError as exc:
             self._exec_finished(record, 126)
-            raise
+            # containerd's and runc's words around the cause, as dockerd
+            # passes them on
+            raise type(exc)(f"OCI runtime exec failed: exec failed: unable to start container process: "
+                            f"{exc.message}: unknown") from None
         record.running = True
         self._emit(c, f"exec_start: {record.command_line}", execID=record.id)
         if detach:
