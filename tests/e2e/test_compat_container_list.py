@@ -51,3 +51,17 @@ def test_changes_and_prune_answers_as_dockerd(e2e, test_id):
     finally:
         client.close()
         e2e.docker("rm", "-f", name)
+
+
+def test_size_rw_counts_files_not_directories(e2e, test_id):
+    """dockerd's SizeRw: the sizes of the files a container wrote (its
+    directories not counted); 5 bytes in three new directories is 5 B."""
+    name = f"size-{test_id}"
+    _ok(e2e.docker("run", "--name", name, "--network", "none", "busybox", "sh", "-c",
+                   "mkdir -p /a/b/c && printf 12345 > /a/b/c/f && ln /a/b/c/f /a/hard"))
+    try:
+        assert _ok(e2e.docker("inspect", "--size", "-f", "{{.SizeRw}}", name)).strip() == "5"
+        row = _ok(e2e.docker("ps", "-a", "-s", "--filter", f"name={name}", "--format", "{{.Size}}")).strip()
+        assert row.startswith("5B (virtual "), row
+    finally:
+        e2e.docker("rm", "-f", name)

@@ -47,7 +47,7 @@ from .config import (container_ref, health_settings, merge_image_config, network
                      parse_restart_policy, validate_config, validate_resources)
 from .db import ContainerDB
 from .etcfiles import etc_files_intact, write_etc_files
-from .fsutil import atomic_write
+from .fsutil import atomic_write, content_size
 from .hostinfo import HostInfo, probe_host
 from .images import ImageBackend
 from .model import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, ZERO_TIME, Container, Health,
@@ -1212,11 +1212,20 @@ class ContainerService:
     # ------------------------------------------------------------------ inspect / list / prune
 
     def _sizes(self, c: Container) -> tuple[int | None, int | None]:
-        try:
-            usage = self.store.snapshotter.usage(c.snapshot_key)
-        except DockyardError:
-            return None, None
-        size_rw = int(getattr(usage, "size", 0))
+        upper = None
+        with contextlib.suppress(DockyardError):
+            upper = next((m.option("upperdir") for m in self.store.snapshotter.mounts(c.snapshot_key)
+                          if m.option("upperdir")), None)
+        if upper:
+            # dockerd's rule (files' sizes, directories not counted), not
+            # the snapshotter's disk usage
+            size_rw = content_size(upper)
+        else:
+            try:
+                usage = self.store.snapshotter.usage(c.snapshot_key)
+            except DockyardError:
+                return None, None
+            size_rw = int(getattr(usage, "size", 0))
         try:
             image_size = self.images.get(c.image_id).size
         except DockyardError:
