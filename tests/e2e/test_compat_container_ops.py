@@ -164,3 +164,18 @@ def test_exec_that_cannot_start_exits_126(e2e, test_id):
         assert text.rstrip().endswith(": unknown")
     finally:
         e2e.docker("rm", "-f", name)
+
+
+def test_update_without_restart_keeps_the_policy(e2e, test_id):
+    """The docker CLI sends RestartPolicy {"Name": ""} with every update;
+    dockerd keeps the policy already set."""
+    name = f"keep-{test_id}"
+    _ok(e2e.docker("create", "--name", name, "--restart", "on-failure:3", "--network", "none", "busybox"))
+    try:
+        _ok(e2e.docker("update", "--pids-limit", "20", name))
+        fmt = "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        assert _ok(e2e.docker("inspect", "-f", fmt, name)).strip() == "on-failure:3"
+        _ok(e2e.docker("update", "--restart", "always", name))
+        assert _ok(e2e.docker("inspect", "-f", fmt, name)).strip() == "always:0"
+    finally:
+        e2e.docker("rm", "-f", name)

@@ -1179,7 +1179,11 @@ class ContainerService:
                     and changed["Memory"] > (hc.get("MemorySwap") or 0):
                 raise FailedPrecondition(f"Cannot update container {c.id}: Memory limit should be smaller than "
                                          f"already set memoryswap limit, update the memoryswap at the same time")
-            if "RestartPolicy" in body and body["RestartPolicy"] is not None:
+            # The docker CLI always sends a RestartPolicy, with an empty
+            # Name when --restart is not given: that keeps the policy set
+            # (dockerd changes it only for a named one).
+            wanted_policy = body.get("RestartPolicy")
+            if wanted_policy is not None and not (isinstance(wanted_policy, dict) and not wanted_policy.get("Name")):
                 policy = parse_restart_policy(body["RestartPolicy"])
                 if new_hc.get("AutoRemove") and not policy.is_none:
                     raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for "
