@@ -179,3 +179,16 @@ def test_update_without_restart_keeps_the_policy(e2e, test_id):
         assert _ok(e2e.docker("inspect", "-f", fmt, name)).strip() == "always:0"
     finally:
         e2e.docker("rm", "-f", name)
+
+
+def test_exec_in_a_paused_container_names_it_as_asked(e2e, test_id):
+    name = f"pz-{test_id}"
+    _ok(e2e.docker("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "30"))
+    try:
+        _ok(e2e.docker("pause", name))
+        result = e2e.docker("exec", name, "true")
+        assert result.returncode == 1
+        assert result.stderr.decode().strip() == \
+            f"Error response from daemon: Container {name} is paused, unpause the container before exec"
+    finally:
+        e2e.docker("rm", "-f", name)

@@ -1508,9 +1508,10 @@ class ContainerService:
         except (OSError, ValueError):
             raise Internal(f"container {c.id}: its config.json is unreadable") from None
 
-    def _check_exec_target(self, c: Container) -> None:
+    def _check_exec_target(self, c: Container, ref: str | None = None) -> None:
         if c.state.status == PAUSED:
-            raise FailedPrecondition(f"Container {c.id} is paused, unpause the container before exec")
+            # dockerd names the container as the client did here (only here)
+            raise FailedPrecondition(f"Container {ref or c.id} is paused, unpause the container before exec")
         if c.state.status == RESTARTING or (c.state.running and not c.supervisor):
             raise FailedPrecondition(f"Container {c.id} is restarting, wait until the container is running")
         if not c.state.running:
@@ -1519,7 +1520,7 @@ class ContainerService:
     async def exec_create(self, ref: str, config: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /containers/{id}/exec``: ``{"Id"}``."""
         c = self.resolve(ref)
-        self._check_exec_target(c)
+        self._check_exec_target(c, ref)
         validated = validate_exec_config(dict(config or {}))
         record = ExecRecord(id=new_exec_id(), container_id=c.id, config=validated)
         self._forget_finished_execs()
