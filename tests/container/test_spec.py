@@ -141,6 +141,10 @@ def test_cmd_entrypoint_semantics():
     # Entrypoint cleared explicitly: image Cmd alone
     c = merge_image_config({"Entrypoint": []}, image)
     assert (c["Entrypoint"], c["Cmd"]) == ([], ["default-arg"])
+    # the docker CLI's `--entrypoint ""` ([""]): cleared, stored null, the
+    # command given runs (dockerd: Path "echo", Args ["hi"])
+    c = merge_image_config({"Entrypoint": [""], "Cmd": ["echo", "hi"]}, image)
+    assert (c["Entrypoint"], c["Cmd"]) == (None, ["echo", "hi"])
     # strings are accepted as one-element lists (old clients)
     c = merge_image_config({"Cmd": "echo"}, {})
     assert c["Cmd"] == ["echo"]

@@ -71,3 +71,19 @@ def test_run_of_a_command_that_cannot_start(e2e, command, code, cause):
     stderr = result.stderr.decode()
     assert cause in stderr
     assert "Error waiting for container" not in stderr, stderr
+
+
+def test_run_with_entrypoint_cleared(e2e, test_id):
+    """`docker run --entrypoint "" image cmd` (the CLI sends [""]) runs cmd;
+    inspect shows the entrypoint null, Path the command."""
+    name = f"noep-{test_id}"
+    result = e2e.docker("run", "--name", name, "--network", "none", "--entrypoint", "", "busybox", "echo", "hi")
+    try:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == b"hi\n"
+        shown = e2e.docker("inspect", "-f", "{{json .Config.Entrypoint}} {{json .Path}} {{json .Args}}", name)
+        assert shown.stdout.decode().strip() == 'null "echo" ["hi"]'
+        command = e2e.docker("ps", "-a", "--no-trunc", "--filter", f"name={name}", "--format", "{{.Command}}")
+        assert command.stdout.decode().strip() == '"echo hi"'
+    finally:
+        e2e.docker("rm", "-f", name)

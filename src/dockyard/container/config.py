@@ -133,6 +133,10 @@ def merge_image_config(config: dict[str, Any], image_config: dict[str, Any] | No
             merged["Cmd"] = _as_list(image.get("Cmd"), "image Cmd")
         if merged["Entrypoint"] is None:
             merged["Entrypoint"] = _as_list(image.get("Entrypoint"), "image Entrypoint")
+    if merged["Entrypoint"] == [""]:
+        # `--entrypoint ""`: the image's entrypoint cleared (and, being
+        # given, its Cmd not inherited); dockerd stores it as null
+        merged["Entrypoint"] = None
     if not merged.get("WorkingDir"):
         merged["WorkingDir"] = image.get("WorkingDir") or ""
     if not merged.get("StopSignal") and image.get("StopSignal"):
