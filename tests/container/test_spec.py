@@ -188,15 +188,17 @@ def test_workdir(rootfs):
         make({"Cmd": ["sh"], "WorkingDir": "rel"}, rootfs=rootfs)
 
 
+# additionalGids lead with the primary group, as dockerd sets them (`id`
+# shows groups=1000(alice),10(wheel),... and /proc's Groups the same).
 @pytest.mark.parametrize("user,uid,gid,extra,home", [
-    ("", 0, 0, [], "/root"),
-    ("alice", 1000, 1000, [10, 29], "/home/alice"),
-    ("1000", 1000, 1000, [10, 29], "/home/alice"),
-    ("alice:staff", 1000, 50, [], "/home/alice"),
-    ("alice:77", 1000, 77, [], "/home/alice"),
-    ("4242", 4242, 0, [], "/"),
-    ("4242:4243", 4242, 4243, [], "/"),
-    ("daemon", 1, 1, [10], "/usr/sbin"),
+    ("", 0, 0, [0], "/root"),
+    ("alice", 1000, 1000, [1000, 10, 29], "/home/alice"),
+    ("1000", 1000, 1000, [1000, 10, 29], "/home/alice"),
+    ("alice:staff", 1000, 50, [50], "/home/alice"),
+    ("alice:77", 1000, 77, [77], "/home/alice"),
+    ("4242", 4242, 0, [0], "/"),
+    ("4242:4243", 4242, 4243, [4243], "/"),
+    ("daemon", 1, 1, [1, 10], "/usr/sbin"),
 ])
 def test_user_resolution(rootfs, user, uid, gid, extra, home):
     spec, _ = make({"Cmd": ["sh"], "User": user}, rootfs=rootfs)
@@ -208,7 +210,7 @@ def test_user_resolution(rootfs, user, uid, gid, extra, home):
 def test_user_from_image_and_group_add(rootfs):
     spec, _ = make({"Cmd": ["sh"]}, {"GroupAdd": ["staff", "123"]}, image={"User": "alice"}, rootfs=rootfs)
     u = spec["process"]["user"]
-    assert u["uid"] == 1000 and u["additionalGids"] == [10, 29, 50, 123]
+    assert u["uid"] == 1000 and u["additionalGids"] == [1000, 10, 29, 50, 123]
 
 
 def test_unknown_user_and_group_errors(rootfs):

@@ -87,3 +87,10 @@ def test_run_with_entrypoint_cleared(e2e, test_id):
         assert command.stdout.decode().strip() == '"echo hi"'
     finally:
         e2e.docker("rm", "-f", name)
+
+
+@pytest.mark.parametrize("user,groups", [([], "0 10"), (["-u", "nobody"], "65534"), (["-u", "1000:100"], "100")])
+def test_supplementary_groups_lead_with_the_primary_one(e2e, user, groups):
+    result = e2e.docker("run", "--rm", "--network", "none", *user, "busybox", "grep", "^Groups:", "/proc/self/status")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split()[1:] == groups.split()

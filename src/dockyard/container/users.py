@@ -132,8 +132,10 @@ def resolve_user(user: str, passwd: list[PasswdEntry], groups: list[GroupEntry],
             gid_num = match.gid
         additional.append(gid_num)
 
+    # The primary group leads the supplementary ones, as dockerd sets them
+    # (`id` in a container shows groups=0(root),10(wheel) for root).
     seen: set[int] = set()
-    unique = [g for g in additional if not (g in seen or seen.add(g))]
+    unique = [g for g in [gid, *additional] if not (g in seen or seen.add(g))]
     return ExecUser(uid=uid, gid=gid, additional_gids=tuple(unique), home=home or "/", name=name)
 
 
