@@ -94,3 +94,9 @@ def test_supplementary_groups_lead_with_the_primary_one(e2e, user, groups):
     result = e2e.docker("run", "--rm", "--network", "none", *user, "busybox", "grep", "^Groups:", "/proc/self/status")
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().split()[1:] == groups.split()
+
+
+def test_two_networks_refused_as_dockerd(e2e):
+    stderr = _refused(e2e.docker("run", "--rm", "--network", "none", "--network", "host", "busybox", "true"))
+    assert "docker: Error response from daemon: Container cannot be connected to network endpoints: host, none" \
+        in stderr

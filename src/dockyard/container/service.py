@@ -444,6 +444,11 @@ class ContainerService:
             self._runtime(hc["Runtime"])
         except Unavailable as exc:
             raise InvalidArgument(f"unknown or invalid runtime name: {hc['Runtime']}: {exc}") from None
+        endpoints = (networking_config or {}).get("EndpointsConfig") or {}
+        if isinstance(endpoints, Mapping) and len(endpoints) > 1:
+            # `docker run --network none --network host`: one network only
+            # (there are no user-defined networks to join several of)
+            raise InvalidArgument(f"Container cannot be connected to network endpoints: {', '.join(endpoints)}")
         image = await self._io(self.images.resolve, image_ref)
         merged = merge_image_config(dict(config), image.config)
         merged = validate_config(merged, hc)
