@@ -20,6 +20,8 @@ from typing import Iterator
 
 import pytest
 
+from container.cleanup import reap_supervisors
+
 from .rootconf import require_root, unmount_under
 
 DOCKYARDD = [sys.executable, "-m", "dockyard.daemon.main"]
@@ -115,8 +117,16 @@ class Dockyardd:
         try:
             self.stop()
         finally:
-            unmount_under(self.root)
-            shutil.rmtree(self.root, ignore_errors=True)
+            try:
+                # Supervisors outlive the daemon by design (live-restore):
+                # stop the zygote it started and any supervisor (with its
+                # container) still running, before the root goes — the
+                # zygote is found by its lock file there, the containers by
+                # their supervisors' state files.
+                reap_supervisors(self.exec_root / "supervisors", self.data_root / "containers")
+            finally:
+                unmount_under(self.root)
+                shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _daemon_env() -> dict[str, str]:

@@ -17,7 +17,6 @@ import subprocess
 
 import pytest
 
-from container.cleanup import reap_supervisors
 from daemon.harness import Dockyardd, new_daemon, run_cli, run_docker
 from daemon.rootconf import need_tool, require_root
 
@@ -60,23 +59,12 @@ class E2E:
                 with contextlib.suppress(Exception):
                     client.remove_container(c["Id"], force=True)
 
-    def stop_supervisors(self) -> None:
-        """The zygote the daemon started, and any supervisor (with its
-        container) still running from this daemon's exec root: after a
-        failed test, or a daemon that died before it could remove them."""
-        reap_supervisors(self.daemon.exec_root / "supervisors", self.daemon.data_root / "containers")
-
     def cleanup(self) -> None:
         try:
             self.remove_all()
         finally:
-            try:
-                self.daemon.stop()
-            finally:
-                # Before the root goes: the zygote is found by its lock file
-                # there, the containers by their supervisors' state files.
-                self.stop_supervisors()
-                self.daemon.cleanup()
+            # stops the daemon, then its zygote and any supervisor left
+            self.daemon.cleanup()
 
 
 def new_e2e_daemon() -> E2E:
