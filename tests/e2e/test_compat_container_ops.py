@@ -126,8 +126,12 @@ def test_archive_missing_path_names_the_container_as_asked(e2e, test_id):
         with pytest.raises(docker.errors.NotFound) as missing:
             container.put_archive("/nonexist", b"")
         assert missing.value.explanation == f"Could not find the file /nonexist in container {container.id}"
+        # and so does its get_archive (GET)
+        with pytest.raises(docker.errors.NotFound) as missing:
+            container.get_archive("/nonexist")
+        assert missing.value.explanation == f"Could not find the file /nonexist in container {container.id}"
         # the docker CLI reads (GET) by the reference it was given
-        for ref in (name,):  # a short ID as well, once routes/archive.py passes the reference through
+        for ref in (name, container.id[:12]):
             cp = e2e.docker("cp", f"{ref}:/nonexist", "-")
             assert cp.returncode == 1
             assert cp.stderr.decode().strip() == \

@@ -1747,11 +1747,6 @@ class ContainerService:
         """``GET /containers/{id}/archive``: the path's stat and the tar
         stream (the filesystem stays available until the stream ends)."""
         c = self.resolve(ref)
-        # TODO(issue 4): the GET route resolves the container before it
-        # calls, so a full ID here is usually not what the client typed;
-        # the name is what `docker cp name:/x` users see from dockerd.
-        # Once the route passes the client's reference, use ``ref`` as is.
-        ref = c.bare_name if ref == c.id else ref
         ctx = self._filesystem(c)
         root = await ctx.__aenter__()
         try:

@@ -39,8 +39,8 @@ async def head_archive(request: web.Request) -> web.StreamResponse:
 
 async def get_archive(request: web.Request) -> web.StreamResponse:
     svc = service(request)
-    container = svc.resolve(request.match_info["id"])
-    stat, chunks = await svc.archive_get(container.id, _path(request))
+    ref = request.match_info["id"]
+    stat, chunks = await svc.archive_get(ref, _path(request))
     response = web.StreamResponse(status=200, headers={STAT_HEADER: stat.header_value()})
     response.content_type = "application/x-tar"
     try:
@@ -52,7 +52,7 @@ async def get_archive(request: web.Request) -> web.StreamResponse:
     except DockyardError as e:
         if not response.prepared:
             raise
-        log.error("copy from %s failed mid-stream: %s", container.id[:12], e.message)
+        log.error("copy from %s failed mid-stream: %s", ref, e.message)
         cut_connection(request)
         return response
     finally:
