@@ -100,3 +100,13 @@ def test_two_networks_refused_as_dockerd(e2e):
     stderr = _refused(e2e.docker("run", "--rm", "--network", "none", "--network", "host", "busybox", "true"))
     assert "docker: Error response from daemon: Container cannot be connected to network endpoints: host, none" \
         in stderr
+
+
+@pytest.mark.parametrize("body", [{}, {"HostConfig": {}}])
+def test_create_without_config_worded_as_dockerd(e2e, body):
+    from dockyard.client.errors import RemoteError
+
+    with e2e.client() as client, pytest.raises(RemoteError) as refused:
+        client.post_json("/containers/create", json_body=body)
+    assert refused.value.status == 400
+    assert refused.value.message == "Config cannot be empty in order to create a container"

@@ -144,16 +144,23 @@ def cut_connection(request: web.Request) -> None:
 
 # -- create / list / inspect -------------------------------------------------------
 
+_EMPTY_CONFIG = "Config cannot be empty in order to create a container"
+
+
 async def create_container(request: web.Request) -> web.StreamResponse:
     svc = service(request)
     body = await read_json_body(request, what="container config")
     if body is None:
         raise InvalidArgument("invalid JSON: got EOF while reading request body")
     if not isinstance(body, dict):
-        raise InvalidArgument("config cannot be empty in order to create a container")
+        raise InvalidArgument(_EMPTY_CONFIG)
     config = dict(body)
     host_config = config.pop("HostConfig", None) or {}
     networking_config = config.pop("NetworkingConfig", None)
+    if not config:
+        # dockerd decodes Config as an embedded pointer: a body with none
+        # of its fields ({} or only HostConfig) leaves it nil.
+        raise InvalidArgument(_EMPTY_CONFIG)
     if not isinstance(host_config, dict):
         raise InvalidArgument("invalid HostConfig: expected an object")
     api = api_version(request)
