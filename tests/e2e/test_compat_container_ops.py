@@ -196,3 +196,43 @@ def test_exec_in_a_paused_container_names_it_as_asked(e2e, test_id):
             f"Error response from daemon: Container {name} is paused, unpause the container before exec"
     finally:
         e2e.docker("rm", "-f", name)
+
+
+def test_init_files_as_dockerd(e2e, test_id):
+    """/.dockerenv (empty, 0755) and /etc/mtab -> /proc/mounts exist as in
+    Docker's init layer: diff and commit leave them out, export has them;
+    what a user changed there is a change."""
+    import io
+    import tarfile
+
+    name = f"init-{test_id}"
+    out = _ok(e2e.docker("run", "--name", name, "--network", "none", "busybox", "sh", "-c",
+                         "stat -c '%a %s %F' /.dockerenv; readlink /etc/mtab"))
+    try:
+        assert out.splitlines() == ["755 0 regular empty file", "/proc/mounts"]
+        assert _ok(e2e.docker("diff", name)) == ""
+        exported = e2e.docker("export", name)
+        assert exported.returncode == 0
+        with tarfile.open(fileobj=io.BytesIO(exported.stdout)) as tar:
+            members = {m.name: m for m in tar.getmembers()}
+        assert members[".dockerenv"].isfile() and members[".dockerenv"].size == 0
+        assert members["etc/mtab"].issym() and members["etc/mtab"].linkname == "/proc/mounts"
+        image = f"init-{test_id}:c"
+        _ok(e2e.docker("commit", name, image))
+        try:
+            # the committed layer is empty: the image's files are busybox's
+            layers = _ok(e2e.docker("history", "--format", "{{.Size}}", image)).split()
+            assert layers[0] == "0B", layers
+        finally:
+            e2e.docker("rmi", image)
+    finally:
+        e2e.docker("rm", "-f", name)
+    changed = f"initc-{test_id}"
+    _ok(e2e.docker("run", "--name", changed, "--network", "none", "busybox", "sh", "-c",
+                   "echo x > /.dockerenv; ln -sf /nowhere /etc/mtab"))
+    try:
+        lines = _ok(e2e.docker("diff", changed)).splitlines()
+        assert "/.dockerenv" in {line.split()[1] for line in lines}
+        assert "/etc/mtab" in {line.split()[1] for line in lines}
+    finally:
+        e2e.docker("rm", "-f", changed)

@@ -100,3 +100,60 @@ def content_size(top: Path | str) -> int:
                 seen.add((st.st_dev, st.st_ino))
             total += st.st_size
     return total
+
+
+def make_init_files(root: Path | str) -> None:
+    """Docker's init-layer files in a mounted rootfs, each only where the
+    image has nothing at its path: an empty ``/.dockerenv`` and the
+    ``/etc/mtab`` -> ``/proc/mounts`` symlink (the list is image.diff's,
+    whose diff and commit leave these out again).  Parents are walked by
+    file descriptor without following symlinks, so an image whose /etc is
+    a symlink (possibly to a host path) gets nothing there."""
+    from ..image.diff import INIT_FILES, INIT_SYMLINKS
+
+    made: list[tuple[bytes, bytes | None]] = [(rel, None) for rel in INIT_FILES]
+    made += list(INIT_SYMLINKS)
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for rel, link_target in made:
+            parent_fd = _open_parents(root_fd, rel.split(b"/")[:-1])
+            if parent_fd is None:
+                continue
+            name = rel.rpartition(b"/")[2]
+            try:
+                if link_target is None:
+                    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 0o755, dir_fd=parent_fd)
+                    os.close(fd)
+                else:
+                    os.symlink(link_target, name, dir_fd=parent_fd)
+            except FileExistsError:
+                pass  # the image's own (or made at an earlier start)
+            finally:
+                if parent_fd != root_fd:
+                    os.close(parent_fd)
+    finally:
+        os.close(root_fd)
+
+
+def _open_parents(root_fd: int, parts: list[bytes]) -> int | None:
+    """A descriptor of the directory ``parts`` under ``root_fd`` (made
+    0755 where missing), or None when a component is not a directory."""
+    fd = root_fd
+    for part in parts:
+        try:
+            os.mkdir(part, 0o755, dir_fd=fd)
+        except FileExistsError:
+            pass
+        try:
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise
+            child = None
+        if fd != root_fd:
+            os.close(fd)
+        if child is None:
+            return None
+        fd = child
+    return fd

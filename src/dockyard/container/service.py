@@ -47,7 +47,7 @@ from .config import (container_ref, health_settings, merge_image_config, network
                      parse_restart_policy, validate_config, validate_resources)
 from .db import ContainerDB
 from .etcfiles import etc_files_intact, write_etc_files
-from .fsutil import atomic_write, content_size
+from .fsutil import atomic_write, content_size, make_init_files
 from .hostinfo import HostInfo, probe_host
 from .images import ImageBackend
 from .model import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, ZERO_TIME, Container, Health,
@@ -552,6 +552,13 @@ class ContainerService:
                 log.warning("container %s: could not remount its rootfs: %s", c.id, exc)
                 return
             raise
+        try:
+            # Docker makes these at create in its init layer; here at each
+            # mount (a start, or cp of a stopped container) where missing.
+            make_init_files(target)
+        except OSError as exc:
+            self._unmount_rootfs(c)
+            raise Internal(f"container {c.id}: making /.dockerenv and /etc/mtab: {exc}") from None
 
     def _unmount_rootfs(self, c: Container) -> None:
         """Unmount the rootfs and shm/ (all the host mounts under the

@@ -54,6 +54,12 @@ _COPY_CHUNK = 1 << 20
 #: container's own /etc/hostname, /etc/hosts, /etc/resolv.conf), relative.
 RUNTIME_MOUNT_POINTS = (b"etc/hostname", b"etc/hosts", b"etc/resolv.conf")
 
+#: What Docker's init layer adds besides the mount points, where the image
+#: has none: an empty /.dockerenv (scripts test for it) and /etc/mtab as a
+#: symlink to /proc/mounts.  Relative paths; the symlinks with their target.
+INIT_FILES = (b".dockerenv",)
+INIT_SYMLINKS = ((b"etc/mtab", b"/proc/mounts"),)
+
 _NOTHING: frozenset[bytes] = frozenset()
 
 
@@ -611,24 +617,34 @@ def write_dir_diff(old: str | os.PathLike | bytes, new: str | os.PathLike | byte
 
 
 def mount_point_stubs(own: str | os.PathLike | bytes, lowers: Sequence[str | os.PathLike | bytes] = (),
-                      targets: Iterable[bytes] = RUNTIME_MOUNT_POINTS) -> frozenset[bytes]:
+                      targets: Iterable[bytes] = RUNTIME_MOUNT_POINTS + INIT_FILES,
+                      symlinks: Iterable[tuple[bytes, bytes]] = INIT_SYMLINKS) -> frozenset[bytes]:
     """The paths in a container's own dir ``own`` (over image layers
-    ``lowers``, top first) that exist only as mount points: each of
-    ``targets`` that is an empty regular file where the image has none,
-    and their directory when nothing else changed in it (an upper dir
-    holding only them, with the image's mode and owner, or made for them).
+    ``lowers``, top first) that exist only as what the runtime made: each
+    of ``targets`` that is an empty regular file where the image has none,
+    each of ``symlinks`` that is a symlink to its target where the image
+    has none, and their directory when nothing else changed in it (an
+    upper dir holding only them, with the image's mode and owner, or made
+    for them).
 
-    Docker makes these mount points in an init layer between the image and
-    the container's layer, so diff and commit never see them; ours are in
-    the container's own layer and are left out by passing the result as
+    Docker makes these in an init layer between the image and the
+    container's layer, so diff and commit never see them; ours are in the
+    container's own layer and are left out by passing the result as
     ``skip``.  What a user wrote there (a non-empty file, e.g. by ``docker
-    cp`` while stopped) is a real change and is kept."""
+    cp`` while stopped, or a symlink pointed elsewhere) is a real change
+    and is kept."""
     own_b = _dir(own)
     image = LayerStack(lowers) if lowers else None
     stubs = set()
-    for rel in targets:
+    made = [(rel, None) for rel in targets] + list(symlinks)
+    for rel, link_target in made:
         st = _lstat(own_b + b"/" + rel)
-        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != 0:
+        if st is None:
+            continue
+        if link_target is None:
+            if not stat.S_ISREG(st.st_mode) or st.st_size != 0:
+                continue
+        elif not stat.S_ISLNK(st.st_mode) or os.readlink(own_b + b"/" + rel) != link_target:
             continue
         if image is not None and image.lookup(rel.split(b"/")) is not None:
             continue
