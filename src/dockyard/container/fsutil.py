@@ -8,6 +8,7 @@ beneath ``root`` (what chroot-then-open would reach).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -103,15 +104,17 @@ def content_size(top: Path | str) -> int:
 
 
 def make_init_files(root: Path | str) -> None:
-    """Docker's init-layer files in a mounted rootfs, each only where the
-    image has nothing at its path: an empty ``/.dockerenv`` and the
-    ``/etc/mtab`` -> ``/proc/mounts`` symlink (the list is image.diff's,
-    whose diff and commit leave these out again).  Parents are walked by
-    file descriptor without following symlinks, so an image whose /etc is
-    a symlink (possibly to a host path) gets nothing there."""
-    from ..image.diff import INIT_FILES, INIT_SYMLINKS
+    """Docker's init layer in a mounted rootfs: an empty ``/.dockerenv``,
+    empty /etc/hostname, hosts and resolv.conf (the mount points), and
+    ``/etc/mtab`` -> ``/proc/mounts`` (image.diff's lists, whose diff and
+    commit leave these out again).  As dockerd does, whatever the image
+    has at those paths is replaced unless it is a directory, and a
+    non-directory on the way (an /etc symlink) too: the caller does this
+    once per container, so what a user changes there later is kept.  All
+    by file descriptor, never following a symlink out of ``root``."""
+    from ..image.diff import INIT_FILES, INIT_SYMLINKS, RUNTIME_MOUNT_POINTS
 
-    made: list[tuple[bytes, bytes | None]] = [(rel, None) for rel in INIT_FILES]
+    made: list[tuple[bytes, bytes | None]] = [(rel, None) for rel in INIT_FILES + RUNTIME_MOUNT_POINTS]
     made += list(INIT_SYMLINKS)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -121,14 +124,16 @@ def make_init_files(root: Path | str) -> None:
                 continue
             name = rel.rpartition(b"/")[2]
             try:
+                _unlink_non_dir(name, parent_fd)
                 if link_target is None:
                     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                                  0o755, dir_fd=parent_fd)
+                    os.fchmod(fd, 0o755)  # whatever the umask
                     os.close(fd)
                 else:
                     os.symlink(link_target, name, dir_fd=parent_fd)
-            except FileExistsError:
-                pass  # the image's own (or made at an earlier start)
+            except (FileExistsError, IsADirectoryError):
+                pass  # a directory there: kept, as dockerd keeps it
             finally:
                 if parent_fd != root_fd:
                     os.close(parent_fd)
@@ -136,24 +141,38 @@ def make_init_files(root: Path | str) -> None:
         os.close(root_fd)
 
 
+def _unlink_non_dir(name: bytes, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        raise
+    except PermissionError:
+        # Linux answers EISDIR for a directory, but POSIX allows EPERM
+        import stat as stat_mod
+        if not stat_mod.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode):
+            raise
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name) from None
+
+
 def _open_parents(root_fd: int, parts: list[bytes]) -> int | None:
-    """A descriptor of the directory ``parts`` under ``root_fd`` (made
-    0755 where missing), or None when a component is not a directory."""
+    """A descriptor of the directory ``parts`` under ``root_fd``: a
+    non-directory in the way is replaced by a directory (0755) as
+    dockerd's init layer does, a missing one made; None if it cannot be."""
     fd = root_fd
     for part in parts:
         try:
-            os.mkdir(part, 0o755, dir_fd=fd)
-        except FileExistsError:
-            pass
-        try:
             child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
         except OSError as exc:
-            if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 raise
             child = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(part, dir_fd=fd)
+            os.mkdir(part, 0o755, dir_fd=fd)
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
         if fd != root_fd:
             os.close(fd)
-        if child is None:
-            return None
         fd = child
     return fd

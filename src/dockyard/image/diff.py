@@ -621,18 +621,18 @@ def mount_point_stubs(own: str | os.PathLike | bytes, lowers: Sequence[str | os.
                       symlinks: Iterable[tuple[bytes, bytes]] = INIT_SYMLINKS) -> frozenset[bytes]:
     """The paths in a container's own dir ``own`` (over image layers
     ``lowers``, top first) that exist only as what the runtime made: each
-    of ``targets`` that is an empty regular file where the image has none,
-    each of ``symlinks`` that is a symlink to its target where the image
-    has none, and their directory when nothing else changed in it (an
-    upper dir holding only them, with the image's mode and owner, or made
-    for them).
+    of ``targets`` that is an empty regular file, each of ``symlinks``
+    that is a symlink to its target, and their directory when nothing else
+    changed in it (an upper dir holding only them, with the image's mode
+    and owner, or made for them).
 
     Docker makes these in an init layer between the image and the
-    container's layer, so diff and commit never see them; ours are in the
-    container's own layer and are left out by passing the result as
-    ``skip``.  What a user wrote there (a non-empty file, e.g. by ``docker
-    cp`` while stopped, or a symlink pointed elsewhere) is a real change
-    and is kept."""
+    container's layer, replacing what the image has there, so diff and
+    commit never see them (and a commit keeps the image's own file); ours
+    are in the container's own layer and are left out by passing the
+    result as ``skip``.  What a user wrote there (a non-empty file, e.g.
+    by ``docker cp`` while stopped, or a symlink pointed elsewhere) is a
+    real change and is kept."""
     own_b = _dir(own)
     image = LayerStack(lowers) if lowers else None
     stubs = set()
@@ -645,8 +645,6 @@ def mount_point_stubs(own: str | os.PathLike | bytes, lowers: Sequence[str | os.
             if not stat.S_ISREG(st.st_mode) or st.st_size != 0:
                 continue
         elif not stat.S_ISLNK(st.st_mode) or os.readlink(own_b + b"/" + rel) != link_target:
-            continue
-        if image is not None and image.lookup(rel.split(b"/")) is not None:
             continue
         stubs.add(rel)
     for parent in {rel.rpartition(b"/")[0] for rel in stubs} - {b""}:
