@@ -552,10 +552,14 @@ class ContainerService:
                 log.warning("container %s: could not remount its rootfs: %s", c.id, exc)
                 return
             raise
+        marker = self._dir(c) / "init-layer"
+        if marker.exists():
+            return
         try:
-            # Docker makes these at create in its init layer; here at each
-            # mount (a start, or cp of a stopped container) where missing.
+            # Docker makes these at create in its init layer; here at the
+            # first mount (a start, or cp of a created container), once.
             make_init_files(target)
+            marker.touch()
         except OSError as exc:
             self._unmount_rootfs(c)
             raise Internal(f"container {c.id}: making /.dockerenv and /etc/mtab: {exc}") from None
