@@ -236,3 +236,34 @@ def test_init_files_as_dockerd(e2e, test_id):
         assert "/etc/mtab" in {line.split()[1] for line in lines}
     finally:
         e2e.docker("rm", "-f", changed)
+
+
+def test_cp_of_a_stopped_containers_etc_files(e2e, test_id):
+    """dockerd serves a stopped container's /etc/hostname, hosts and
+    resolv.conf from its own copies (the files bind-mounted while it ran);
+    one never started has the empty mount points of its init layer."""
+    import io
+    import tarfile
+
+    def etc_files(ref: str) -> dict[str, bytes]:
+        result = e2e.docker("cp", f"{ref}:/etc", "-")
+        assert result.returncode == 0, result.stderr
+        with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
+            return {m.name: tar.extractfile(m).read() for m in tar.getmembers()
+                    if m.name in ("etc/hostname", "etc/hosts", "etc/resolv.conf")}
+
+    name = f"cpe-{test_id}"
+    _ok(e2e.docker("create", "--name", name, "--hostname", "h1", "--network", "none", "busybox", "true"))
+    try:
+        assert etc_files(name) == {"etc/hostname": b"", "etc/hosts": b"", "etc/resolv.conf": b""}
+        _ok(e2e.docker("start", "-a", name))
+        files = etc_files(name)
+        assert files["etc/hostname"] == b"h1\n"
+        assert b"127.0.0.1\tlocalhost" in files["etc/hosts"]
+        assert files["etc/resolv.conf"]
+        one = e2e.docker("cp", f"{name}:/etc/hostname", "-")
+        with tarfile.open(fileobj=io.BytesIO(one.stdout)) as tar:
+            member = tar.getmember("hostname")
+            assert member.size == 3 and tar.extractfile(member).read() == b"h1\n"
+    finally:
+        e2e.docker("rm", "-f", name)

@@ -20,7 +20,7 @@ import tarfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Mapping
 
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from .fsutil import resolve_in_root
@@ -106,9 +106,15 @@ def _to_container_path(root: Path | str, host: Path) -> str:
     return "/" if rel == "." else "/" + rel
 
 
-def stat_path(root: Path | str, path: str, container_name: str) -> PathStat:
+#: Host files standing in for paths under a rootfs, as bind mounts would
+#: (host path in the rootfs -> the file to read instead).
+Overlays = Mapping[str, str]
+
+
+def stat_path(root: Path | str, path: str, container_name: str, overlays: Overlays | None = None) -> PathStat:
     host, cpath = resolve(root, path, container_name)
-    st = os.lstat(host)
+    source = (overlays or {}).get(os.fspath(host))
+    st = os.stat(source) if source else os.lstat(host)
     link_target = ""
     if stat_mod.S_ISLNK(st.st_mode):
         link_target = _to_container_path(root, resolve_in_root(root, cpath, follow_last=True))
@@ -126,15 +132,42 @@ def _numeric_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def write_archive(root: Path | str, path: str, out: BinaryIO, container_name: str) -> PathStat:
+def write_archive(root: Path | str, path: str, out: BinaryIO, container_name: str,
+                  overlays: Overlays | None = None) -> PathStat:
     """Write a tar of ``path`` (its top entry named by the path's base name)
-    to ``out``; returns the path's stat."""
-    stat = stat_path(root, path, container_name)
+    to ``out``; returns the path's stat.  A file named in ``overlays`` is
+    archived with the stat and content of its stand-in."""
+    stat = stat_path(root, path, container_name, overlays)
     host, cpath = resolve(root, path, container_name)
     arcname = stat.name if stat.name != "/" else "."
+    top = os.fspath(host)
+    inside = {h: src for h, src in (overlays or {}).items() if h == top or h.startswith(top.rstrip("/") + "/")}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(str(host), arcname=arcname, recursive=True, filter=_numeric_owner)
+        if inside:
+            _add_with_overlays(tar, top, arcname, inside)
+        else:
+            tar.add(top, arcname=arcname, recursive=True, filter=_numeric_owner)
     return stat
+
+
+def _add_with_overlays(tar: tarfile.TarFile, host: str, arcname: str, overlays: Overlays) -> None:
+    """tar.add's walk (names sorted, symlinks not followed), reading each
+    file of ``overlays`` from its stand-in."""
+    source = overlays.get(host)
+    if source is not None and stat_mod.S_ISREG(os.lstat(host).st_mode):
+        info = _numeric_owner(tar.gettarinfo(source, arcname))
+        with open(source, "rb") as f:
+            tar.addfile(info, f)
+        return
+    info = _numeric_owner(tar.gettarinfo(host, arcname))
+    if info.isreg():
+        with open(host, "rb") as f:
+            tar.addfile(info, f)
+        return
+    tar.addfile(info)
+    if info.isdir():
+        for name in sorted(os.listdir(host)):
+            _add_with_overlays(tar, os.path.join(host, name), posixpath.join(arcname, name), overlays)
 
 
 def _prefixed(source: BinaryIO, prefix: str) -> tuple[BinaryIO, Callable[[], None]]:

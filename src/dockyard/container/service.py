@@ -1748,11 +1748,30 @@ class ContainerService:
     # The archive calls name the container in their errors as the client
     # did (ID or name), as dockerd does: "Could not find the file /x in
     # container <ref>".
+    def _etc_overlays(self, c: Container, root: Path) -> dict[str, str]:
+        """For a stopped container's rootfs: its own /etc/hostname, hosts
+        and resolv.conf in place of the empty mount points, as it sees
+        them while running (and as dockerd serves them), unless a user
+        mount covers the path.  A container never started shows the empty
+        mount points, as dockerd's (its files are made at the start)."""
+        if c.state.running or c.state.started_at == ZERO_TIME:
+            return {}
+        from .fsutil import resolve_in_root
+        taken = {point.destination for point in parse_host_mounts(c.host_config)}
+        cdir = self._dir(c)
+        overlays = {}
+        for name in ("hostname", "hosts", "resolv.conf"):
+            dest = f"/etc/{name}"
+            if dest in taken or not (cdir / name).is_file():
+                continue
+            overlays[os.fspath(resolve_in_root(root, dest))] = str(cdir / name)
+        return overlays
+
     async def archive_stat(self, ref: str, path: str) -> archive_mod.PathStat:
         """``HEAD /containers/{id}/archive``."""
         c = self.resolve(ref)
         async with self._filesystem(c) as root:
-            return await self._io(archive_mod.stat_path, root, path, ref)
+            return await self._io(archive_mod.stat_path, root, path, ref, self._etc_overlays(c, root))
 
     async def archive_get(self, ref: str, path: str) -> tuple[archive_mod.PathStat, AsyncIterator[bytes]]:
         """``GET /containers/{id}/archive``: the path's stat and the tar
@@ -1761,14 +1780,15 @@ class ContainerService:
         ctx = self._filesystem(c)
         root = await ctx.__aenter__()
         try:
-            stat = await self._io(archive_mod.stat_path, root, path, ref)
+            overlays = self._etc_overlays(c, root)
+            stat = await self._io(archive_mod.stat_path, root, path, ref, overlays)
         except BaseException:
             await ctx.__aexit__(None, None, None)
             raise
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                async for chunk in _thread_stream(lambda out: archive_mod.write_archive(root, path, out, ref),
+                async for chunk in _thread_stream(lambda out: archive_mod.write_archive(root, path, out, ref, overlays),
                                                  self._stream_pool):
                     yield chunk
             finally:
