@@ -1239,7 +1239,8 @@ class ContainerService:
         if upper:
             # dockerd's rule (files' sizes, directories not counted), not
             # the snapshotter's disk usage
-            size_rw = content_size(upper)
+            from ..image.diff import mount_point_stubs
+            size_rw = content_size(upper, mount_point_stubs(upper))
         else:
             try:
                 usage = self.store.snapshotter.usage(c.snapshot_key)
