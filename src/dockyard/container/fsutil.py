@@ -82,15 +82,19 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644, *, durable: b
     os.rename(tmp, path)
 
 
-def content_size(top: Path | str) -> int:
+def content_size(top: Path | str, skip: frozenset[bytes] | set[bytes] = frozenset()) -> int:
     """Docker's size of a layer directory (SizeRw): the apparent sizes of
     everything but directories, a hard-linked inode counted once.  Not a
     disk usage: a fresh container with two empty files is 0 B, as dockerd
-    shows it."""
+    shows it.  ``skip``: paths relative to ``top`` (bytes) not counted
+    (the init layer's files, which dockerd keeps in a layer of its own)."""
     total = 0
     seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(top):
+    top_s = os.fspath(top)
+    for dirpath, dirnames, filenames in os.walk(top_s):
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            if skip and os.fsencode(os.path.relpath(os.path.join(dirpath, name), top_s)) in skip:
+                continue
             try:
                 st = os.lstat(os.path.join(dirpath, name))
             except OSError:
