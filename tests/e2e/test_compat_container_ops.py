@@ -267,3 +267,28 @@ def test_cp_of_a_stopped_containers_etc_files(e2e, test_id):
             assert member.size == 3 and tar.extractfile(member).read() == b"h1\n"
     finally:
         e2e.docker("rm", "-f", name)
+
+
+def test_commit_history_and_events_as_dockerd(e2e, test_id):
+    """CREATED BY is the container's Cmd joined by spaces; a named commit
+    announces the image tag, then the container commit (dockerd's order)."""
+    import time
+
+    name = f"cmt-{test_id}"
+    image = f"cmt-{test_id}"
+    _ok(e2e.docker("run", "--name", name, "--network", "none", "busybox", "sh", "-c", "echo hi > /x"))
+    since = str(int(time.time()) - 1)
+    try:
+        image_id = _ok(e2e.docker("commit", name, image)).strip()
+        created_by = _ok(e2e.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", image)).splitlines()
+        assert created_by[0] == "sh -c echo hi > /x"
+        until = str(int(time.time()) + 1)
+        events = _ok(e2e.docker("events", "--since", since, "--until", until, "--format",
+                                "{{.Type}} {{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"name\"}} "
+                                "{{index .Actor.Attributes \"imageRef\"}}")).splitlines()
+        cid = _ok(e2e.docker("inspect", "-f", "{{.Id}}", name)).strip()
+        assert events[-2:] == [f"image tag {image_id} {image}:latest ",
+                               f"container commit {cid} {name} {image}:latest"], events
+    finally:
+        e2e.docker("rm", "-f", name)
+        e2e.docker("rmi", image)

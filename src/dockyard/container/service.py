@@ -1858,10 +1858,16 @@ class ContainerService:
                 image_id = await self._io(
                     self.image_service.commit, c.snapshot_key, base_image=c.image_id, config=new_config,
                     changes=list(changes), author=author, comment=comment, container_id=c.id,
-                    reference=reference)
+                    reference=reference, created_by=" ".join(c.config.get("Cmd") or ()))
             finally:
                 if paused_here:
                     await self._io(self._runtime(c.runtime).resume, c.id)
+        if reference:
+            from ..oci.reference import parse_reference
+            reference = parse_reference(reference).tagged_or_latest().familiar
+            # dockerd announces the new name first, then the commit
+            if self._publish is not None:
+                self._publish("image", "tag", str(image_id), {"name": reference})
         self._emit(c, "commit", comment=comment, imageID=str(image_id), imageRef=reference or "")
         return {"Id": str(image_id)}
 
