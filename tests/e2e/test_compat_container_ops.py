@@ -292,3 +292,30 @@ def test_commit_history_and_events_as_dockerd(e2e, test_id):
     finally:
         e2e.docker("rm", "-f", name)
         e2e.docker("rmi", image)
+
+
+@pytest.mark.parametrize("driver,options,expected", [
+    ("json-file", [], [b" out1", b" err1"]),
+    ("local", [], [b" out1", b" err1"]),
+    # keys sorted, each side query-escaped; the json-file entry keeps them
+    ("json-file", ["--log-opt", "labels=a,missing", "--log-opt", "env=E", "--label", "a=x y,z", "-e", "E=p=q&r"],
+     [b"E=p%3Dq%26r,a=x+y%2Cz out1", b"E=p%3Dq%26r,a=x+y%2Cz err1"]),
+])
+def test_logs_details_as_dockerd(e2e, test_id, driver, options, expected):
+    name = f"det-{test_id}"
+    _ok(e2e.docker("run", "--name", name, "--log-driver", driver, *options, "--network", "none", "busybox",
+                   "sh", "-c", "echo out1; sleep 0.1; echo err1 >&2"))
+    try:
+        result = e2e.docker("logs", "--details", name)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() + result.stderr.splitlines() == expected
+        plain = e2e.docker("logs", name)
+        assert plain.stdout == b"out1\n" and plain.stderr == b"err1\n"
+        if options:
+            path = _ok(e2e.docker("inspect", "-f", "{{.LogPath}}", name)).strip()
+            with open(path, "rb") as f:
+                first = f.readline()
+            assert first.startswith(b'{"log":"out1\\n","stream":"stdout","attrs":{"E":"p=q\\u0026r","a":"x y,z"},'
+                                    b'"time":"'), first
+    finally:
+        e2e.docker("rm", "-f", name)

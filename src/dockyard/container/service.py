@@ -732,8 +732,7 @@ class ContainerService:
         request = SpawnRequest(
             container_id=c.id, bundle=self._dir(c), runtime=c.runtime, runtime_root=self.runtime_root / c.runtime,
             state_dir=self._dir(c) / "supervisor",
-            log=LogSpec(log_config.get("Type") or self.default_log_driver, c.log_path or None,
-                        dict(log_config.get("Config") or {})),
+            log=self._log_spec(c, log_config),
             tty=tty, open_stdin=bool(c.config.get("OpenStdin")),
             # As dockerd: a TTY's input is never closed when a client lets
             # go (StdinOnce applies without a TTY only), so `run -it`
@@ -1410,12 +1409,26 @@ class ContainerService:
 
     # ------------------------------------------------------------------ logs
 
+    def _log_spec(self, c: Container, log_config: Mapping[str, Any]) -> LogSpec:
+        """The log driver and options for the supervisor; json-file's also
+        carry the container's extra attributes (labels/env chosen by the
+        options), which dockerd writes into each entry."""
+        from .. import logs as logs_mod
+        driver = log_config.get("Type") or self.default_log_driver
+        options = dict(log_config.get("Config") or {})
+        if driver == "json-file":
+            attrs = logs_mod.extra_attributes(options, c.config.get("Labels"), c.config.get("Env"))
+            if attrs:
+                options[logs_mod.ATTRS_OPTION] = json.dumps(attrs)
+        return LogSpec(driver, c.log_path or None, options)
+
     async def logs(self, ref: str, *, follow: bool = False, stdout: bool = True, stderr: bool = True,
                    since: float | str = 0, until: float | str = 0, timestamps: bool = False,
-                   tail: str | int = "all") -> AsyncIterator[tuple[str, bytes]]:
+                   tail: str | int = "all", details: bool = False) -> AsyncIterator[tuple[str, bytes]]:
         """``GET /containers/{id}/logs``: ``(stream, bytes)`` pairs, each a
         log line as ``docker logs`` prints it (with its timestamp prefix
-        when asked).  With ``follow``, ends when the container stops.
+        when asked, and its attributes with ``details``).  With ``follow``,
+        ends when the container stops.
         ``since``/``until``: unix seconds (a string keeps nanoseconds
         exact) or RFC 3339; ``tail``: a count or "all"."""
         from .. import logs as logs_mod
@@ -1460,7 +1473,7 @@ class ContainerService:
             for entry in reader.read(since=since_ns, until=until_ns, tail=tail_n, follow=following,
                                      stop=should_stop, poll_interval=self.log_poll_interval, wait=wake.wait):
                 if entry.stream in wanted:
-                    put((entry.stream, entry.render(timestamps)))
+                    put((entry.stream, entry.render(timestamps, details)))
 
         def consumer_gone() -> None:
             stop_flag["stop"] = True

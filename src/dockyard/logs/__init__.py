@@ -33,7 +33,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from dockyard.errors import InvalidArgument
 
@@ -54,14 +54,67 @@ class LogEntry:
     line: bytes
     timestamp: int  # ns since the epoch, UTC
     partial: Partial | None = None
+    #: the log's extra attributes (json-file's "attrs": chosen labels and
+    #: env), sorted by key
+    attrs: tuple[tuple[str, str], ...] = ()
 
-    def render(self, timestamps: bool = False) -> bytes:
-        """The bytes ``docker logs`` shows for this entry."""
+    def render(self, timestamps: bool = False, details: bool = False) -> bytes:
+        """The bytes ``docker logs`` shows for this entry: [time ]
+        [details ]line, details being the attributes as ``k=v`` joined by
+        commas, each side query-escaped (empty with none, so a lone space)."""
+        line = self.line
+        if details:
+            from urllib.parse import quote_plus
+
+            shown = ",".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in self.attrs)
+            line = shown.encode() + b" " + line
         if not timestamps:
-            return self.line
+            return line
         from .timefmt import rfc3339nano_fixed
 
-        return rfc3339nano_fixed(self.timestamp).encode() + b" " + self.line
+        return rfc3339nano_fixed(self.timestamp).encode() + b" " + line
+
+
+#: The log option that carries a container's extra attributes (JSON object)
+#: from the daemon to the writer; set by the daemon, never by a user.
+ATTRS_OPTION = "dockyard-attrs"
+
+
+def extra_attributes(options: Mapping[str, str], labels: Mapping[str, str] | None,
+                     env: Sequence[str] | None) -> dict[str, str]:
+    """dockerd's extra log attributes of a container: the labels named by
+    the ``labels`` option (comma-separated) or matching ``labels-regex``,
+    and the env variables named by ``env`` or matching ``env-regex``
+    (a regex matches anywhere in the key, as Go's MatchString)."""
+    import re
+
+    labels = dict(labels or {})
+    extra: dict[str, str] = {}
+    for key in filter(None, (options.get("labels") or "").split(",")):
+        if key in labels:
+            extra[key] = labels[key]
+    if options.get("labels-regex"):
+        pattern = _compile(options["labels-regex"], "labels-regex", re)
+        extra.update({k: v for k, v in labels.items() if pattern.search(k)})
+    variables: dict[str, str] = {}
+    for item in env or ():
+        key, sep, value = item.partition("=")
+        if sep:
+            variables[key] = value
+    for key in filter(None, (options.get("env") or "").split(",")):
+        if key in variables:
+            extra[key] = variables[key]
+    if options.get("env-regex"):
+        pattern = _compile(options["env-regex"], "env-regex", re)
+        extra.update({k: v for k, v in variables.items() if pattern.search(k)})
+    return extra
+
+
+def _compile(expression: str, option: str, re: Any) -> Any:
+    try:
+        return re.compile(expression)
+    except re.error as exc:
+        raise InvalidArgument(f"invalid {option} log option {expression!r}: {exc}") from None
 
 
 class Writer(Protocol):

@@ -15,15 +15,18 @@ file is ``<container dir>/<id>-json.log``; rotation as in ``logfile``.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
-from . import LogEntry, Partial
+from dockyard.errors import InvalidArgument
+from . import ATTRS_OPTION, LogEntry, Partial
 from .logfile import FileLogReader, FileLogWriter, FileOptions, parse_file_options, require_path
 from .timefmt import parse_rfc3339, rfc3339nano
 
-#: Options dockerd accepts for json-file; the attribute ones (labels, env,
-#: tag) are accepted and not yet recorded in entries.
+#: Options dockerd accepts for json-file; the attribute ones (labels, env
+#: and their regexes) become each entry's "attrs" (computed by the daemon,
+#: see ATTRS_OPTION); tag is accepted and unused.
 KNOWN_OPTIONS = frozenset({"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex",
                            "tag"})
 DEFAULTS = FileOptions(max_size=-1, max_file=1, compress=False)
@@ -60,15 +63,33 @@ def _has_special(data: bytes) -> bool:
 _PLAIN_BYTES = bytes(sorted(_PLAIN))
 
 
-def encode_entry(stream: str, line: bytes, timestamp: int, partial: Partial | None) -> bytes:
+def encode_entry(stream: str, line: bytes, timestamp: int, partial: Partial | None,
+                 attrs: bytes = b"") -> bytes:
+    """One line of the file; ``attrs``: the encoded attributes object
+    (:func:`encode_attrs`), written between stream and time as dockerd
+    does when there are any."""
     log = line if partial is not None and not partial.last else line + b"\n"
     parts = [b"{"]
     if log:
         parts += [b'"log":', encode_string(log)]
     if stream:
         parts += [b"," if log else b"", b'"stream":', encode_string(stream.encode())]
-    parts += [b"," if (log or stream) else b"", b'"time":"', rfc3339nano(timestamp).encode(), b'"}\n']
+    if attrs:
+        parts += [b"," if (log or stream) else b"", b'"attrs":', attrs]
+    parts += [b"," if (log or stream or attrs) else b"", b'"time":"', rfc3339nano(timestamp).encode(), b'"}\n']
     return b"".join(parts)
+
+
+def encode_attrs(attrs: dict[str, str]) -> bytes:
+    """The attributes as Go's json.Marshal writes a map: keys sorted,
+    < > & and U+2028/2029 escaped; empty for none."""
+    if not attrs:
+        return b""
+    text = json.dumps(attrs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text.encode("utf-8", "surrogatepass")
 
 
 def file_name(container_id: str) -> str:
@@ -97,12 +118,23 @@ def decode(buf: bytes) -> tuple[list[LogEntry], int]:
             continue  # a torn or foreign line: skip it as Docker's decoder would fail on it
         line = doc.get("log", "").encode("utf-8", "surrogatepass")
         partial = None if line.endswith(b"\n") else Partial("", 0, False)
-        entries.append(LogEntry(doc.get("stream", ""), line, ts, partial))
+        attrs = doc.get("attrs")
+        pairs = tuple(sorted((str(k), str(v)) for k, v in attrs.items())) if isinstance(attrs, dict) else ()
+        entries.append(LogEntry(doc.get("stream", ""), line, ts, partial, pairs))
     return entries, start
 
 
 def open_writer(path: Path | None, options: dict[str, str]) -> FileLogWriter:
-    return FileLogWriter(require_path("json-file", path), validate(options), encode_entry)
+    options = dict(options)
+    try:
+        attrs = json.loads(options.pop(ATTRS_OPTION, None) or "{}")
+    except ValueError:
+        raise InvalidArgument(f"json-file: {ATTRS_OPTION} is not a JSON object") from None
+    if not isinstance(attrs, dict):
+        raise InvalidArgument(f"json-file: {ATTRS_OPTION} is not a JSON object")
+    raw = encode_attrs({str(k): str(v) for k, v in attrs.items()})
+    encode = functools.partial(encode_entry, attrs=raw) if raw else encode_entry
+    return FileLogWriter(require_path("json-file", path), validate(options), encode)
 
 
 def open_reader(path: Path | None, options: dict[str, str]) -> FileLogReader:

@@ -220,6 +220,7 @@ def _log_options(request: web.Request) -> dict[str, Any]:
         "until": request.query.get("until") or 0,
         "timestamps": query_bool(request, "timestamps"),
         "tail": request.query.get("tail") or "all",
+        "details": query_bool(request, "details"),
     }
 
 
