@@ -65,3 +65,33 @@ def test_size_rw_counts_files_not_directories(e2e, test_id):
         assert row.startswith("5B (virtual "), row
     finally:
         e2e.docker("rm", "-f", name)
+
+
+def test_ps_shows_the_image_id_once_the_name_moved(e2e, test_id):
+    """dockerd lists Config.Image while it still names the container's
+    image, else the image ID (the CLI shows it as 12 hex)."""
+    tag = f"psimg-{test_id}"
+    name = f"psi-{test_id}"
+    other = f"psi2-{test_id}"
+    _ok(e2e.docker("tag", "busybox", tag))
+    _ok(e2e.docker("create", "--name", name, "--network", "none", tag, "true"))
+    _ok(e2e.docker("create", "--name", other, "--network", "none", "busybox", "true"))
+    client = e2e.docker_py()
+    try:
+        image_id = _ok(e2e.docker("image", "inspect", "-f", "{{.Id}}", "busybox")).strip()
+
+        def shown() -> tuple[str, str]:
+            column = _ok(e2e.docker("ps", "-a", "--filter", f"name={name}", "--format", "{{.Image}}")).strip()
+            return column, client.api.containers(all=True, filters={"name": name})[0]["Image"]
+
+        assert shown() == (tag, tag)
+        _ok(e2e.docker("rmi", tag))  # untagged: busybox keeps the image
+        assert shown() == (image_id.split(":")[1][:12], image_id)
+        # retagged onto another image
+        _ok(e2e.docker("commit", other, tag))
+        assert shown() == (image_id.split(":")[1][:12], image_id)
+        assert _ok(e2e.docker("ps", "-a", "--filter", f"name={other}", "--format", "{{.Image}}")).strip() == "busybox"
+    finally:
+        client.close()
+        e2e.docker("rm", "-f", name, other)
+        e2e.docker("rmi", tag)

@@ -313,11 +313,30 @@ class ContainerService:
         return {c.image_id for c in list(self._records.values())}
 
     def disk_usage(self) -> list[dict[str, Any]]:
+        records = list(self._records.values())
+        shown = self._shown_images(records)
         result = []
-        for c in list(self._records.values()):
+        for c in records:
             size_rw, size_root = self._sizes(c)
-            result.append(summary_json(c, size_rw=size_rw, size_root_fs=size_root))
+            result.append(summary_json(c, size_rw=size_rw, size_root_fs=size_root, image=shown[c.id]))
         return result
+
+    def _shown_images(self, records: list[Container]) -> dict[str, str]:
+        """Container ID -> the Image a listing shows: the name it was
+        created from while that still names its image, else its image ID
+        (retagged or untagged since), as dockerd lists it.  Each name is
+        resolved once."""
+        resolved: dict[str, str | None] = {}
+        shown = {}
+        for c in records:
+            if c.image != c.image_id and c.image not in resolved:
+                try:
+                    resolved[c.image] = str(self.image_service.resolve(c.image))
+                except DockyardError:
+                    resolved[c.image] = None
+            same = c.image == c.image_id or resolved[c.image] == c.image_id
+            shown[c.id] = c.image if same else c.image_id
+        return shown
 
     # ------------------------------------------------------------------ open / close
 
@@ -1300,7 +1319,7 @@ class ContainerService:
         flt = ListFilter(filters, resolve=self.resolve, image_matches=self._image_matches)
         show_all = all or flt.wants_all or (limit is not None and limit > 0)
         records = sorted(self._records.values(), key=lambda c: parse_time(c.created), reverse=True)
-        result = []
+        listed = []
         for c in records:
             if not show_all and not c.state.running:
                 continue
@@ -1308,12 +1327,16 @@ class ContainerService:
             matched = await self._io(flt.matches, c) if "ancestor" in flt.filters else flt.matches(c)
             if not matched:
                 continue
+            listed.append(c)
+            if limit is not None and limit > 0 and len(listed) >= limit:
+                break
+        shown = await self._io(self._shown_images, listed) if listed else {}
+        result = []
+        for c in listed:
             size_rw = size_root = None
             if size:
                 size_rw, size_root = await self._io(self._sizes, c)
-            result.append(summary_json(c, size_rw=size_rw, size_root_fs=size_root))
-            if limit is not None and limit > 0 and len(result) >= limit:
-                break
+            result.append(summary_json(c, size_rw=size_rw, size_root_fs=size_root, image=shown[c.id]))
         return result
 
     async def prune(self, filters: Mapping[str, Any] | None = None) -> dict[str, Any]:

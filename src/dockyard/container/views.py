@@ -160,11 +160,13 @@ def inspect_json(c: Container, *, exec_ids: list[str] | None = None, graph_drive
 
 
 def summary_json(c: Container, *, size_rw: int | None = None, size_root_fs: int | None = None,
-                 now: float | None = None) -> dict[str, Any]:
+                 now: float | None = None, image: str | None = None) -> dict[str, Any]:
+    """A ``GET /containers/json`` row; ``image``: what to show as Image
+    when not the name it was created from (see ContainerService.list)."""
     doc: dict[str, Any] = {
         "Id": c.id,
         "Names": [c.name],
-        "Image": c.image,
+        "Image": c.image if image is None else image,
         "ImageID": c.image_id,
         "Command": command_line(c),
         "Created": int(parse_time(c.created)),
