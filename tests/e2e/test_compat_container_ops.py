@@ -319,3 +319,19 @@ def test_logs_details_as_dockerd(e2e, test_id, driver, options, expected):
                                     b'"time":"'), first
     finally:
         e2e.docker("rm", "-f", name)
+
+
+def test_init_and_exec_are_session_leaders_as_under_runc(e2e, test_id):
+    name = f"sid-{test_id}"
+    fields = "cut -d' ' -f1,5-8 /proc/$$/stat"
+    out = _ok(e2e.docker("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "30"))
+    try:
+        init = _ok(e2e.docker("exec", name, "cut", "-d", " ", "-f1,5-8", "/proc/1/stat"))
+        assert init.split() == ["1", "1", "1", "0", "-1"], out
+        pid, pgrp, session, tty, tpgid = _ok(e2e.docker("exec", name, "sh", "-c", fields)).split()
+        assert (pgrp, session, tty, tpgid) == (pid, pid, "0", "-1")
+        # with a terminal: its own session, and the tty its controlling one
+        pid, pgrp, session, tty, tpgid = _ok(e2e.docker("exec", "-t", name, "sh", "-c", fields)).split()
+        assert (pgrp, session, tpgid) == (pid, pid, pid) and tty != "0"
+    finally:
+        e2e.docker("rm", "-f", name)

@@ -255,6 +255,22 @@ def test_exec_joins_the_same_namespaces(runtime_cli, make_bundle, config_for, te
     assert code == 5
 
 
+def test_init_and_exec_lead_their_own_sessions(runtime_cli, make_bundle, config_for, test_id):
+    """runc calls setsid() for the init and for each exec (ps shows Ss):
+    process group and session are the process's own pid, no tty.  crun
+    does it for the init only (an exec stays in crun's session, seen as 0
+    from the container's pid namespace); Docker runs runc, ours does as runc."""
+    fields = "cut -d' ' -f1,5-8 /proc/$$/stat"
+    runtime_cli.run_detached(test_id, make_bundle(config_for(["sleep", "60"])))
+    init = runtime_cli("exec", test_id, "cut", "-d", " ", "-f1,5-8", "/proc/1/stat")
+    assert init.stdout.decode().split() == ["1", "1", "1", "0", "-1"]
+    if runtime_cli.name == "crun":
+        return
+    proc = runtime_cli("exec", test_id, "sh", "-c", fields)
+    pid, pgrp, session, tty, tpgid = proc.stdout.decode().split()
+    assert pgrp == pid and session == pid and tty == "0" and tpgid == "-1", proc.stdout
+
+
 def test_exec_missing_executable_fails(runtime_cli, make_bundle, config_for, test_id):
     runtime_cli.run_detached(test_id, make_bundle(config_for(["sleep", "60"])))
     proc = runtime_cli("exec", test_id, "no-such-program", check=False)

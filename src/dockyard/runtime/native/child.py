@@ -223,6 +223,12 @@ def run_stage_b(plan: InitPlan) -> None:
         if plan.stdio is not None:
             step = "setting up stdio"
             _dup_stdio(plan.stdio)
+        if not plan.process.terminal:
+            # As runc: every container process (init or exec) leads a
+            # session of its own (ps shows Ss), not one of the host's; with
+            # a terminal _setup_console makes the session with its tty.
+            step = "creating a session"
+            os.setsid()
         rootfs = plan.rootfs
         if rootfs is not None:
             step = "preparing the rootfs"
