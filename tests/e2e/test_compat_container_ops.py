@@ -335,3 +335,34 @@ def test_init_and_exec_are_session_leaders_as_under_runc(e2e, test_id):
         assert (pgrp, session, tpgid) == (pid, pid, pid) and tty != "0"
     finally:
         e2e.docker("rm", "-f", name)
+
+
+def test_workdir_errors_worded_as_dockerd(e2e, test_id):
+    name = f"wd-{test_id}"
+    refused = e2e.docker("run", "--rm", "--name", name, "--network", "none", "-w", "/etc/passwd", "busybox", "true")
+    assert refused.returncode == 125
+    assert refused.stderr.decode().splitlines()[0] == \
+        "docker: Error response from daemon: Cannot mkdir: /etc/passwd is not a directory"
+    assert _ok(e2e.docker("ps", "-aq", "--filter", f"name={name}")) == ""
+    # made at create, as dockerd does
+    _ok(e2e.docker("create", "--name", name, "--network", "none", "-w", "/x/y", "busybox", "true"))
+    try:
+        assert _ok(e2e.docker("diff", name)).splitlines() == ["A /x", "A /x/y"]
+    finally:
+        e2e.docker("rm", "-f", name)
+    _ok(e2e.docker("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "30"))
+    try:
+        missing = e2e.docker("exec", "-w", "/nonexist", name, "true")
+        assert missing.returncode == 126
+        assert (missing.stdout + missing.stderr).decode().strip() == (
+            "OCI runtime exec failed: exec failed: unable to start container process: "
+            'chdir to cwd ("/nonexist") set in config.json failed: no such file or directory: unknown')
+        a_file = e2e.docker("exec", "-w", "/etc/passwd", name, "true")
+        assert a_file.returncode == 126
+        assert (a_file.stdout + a_file.stderr).decode().strip() == (
+            "OCI runtime exec failed: exec failed: unable to start container process: "
+            'chdir to cwd ("/etc/passwd") set in config.json failed: not a directory: unknown: '
+            "Are you trying to mount a directory onto a file (or vice-versa)? "
+            "Check if the specified host path exists and is the expected type")
+    finally:
+        e2e.docker("rm", "-f", name)

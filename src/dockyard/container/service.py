@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -538,6 +539,26 @@ class ContainerService:
         write_etc_files(cdir, c.config, c.host_config, c.id)
         with self.store.gc_lock.shared():
             self.store.snapshotter.prepare(c.snapshot_key, parent, labels={"dockyard/container": c.id})
+        workdir = c.config.get("WorkingDir") or ""
+        if workdir.strip("/"):
+            self._make_workdir(c, workdir)
+
+    def _make_workdir(self, c: Container, workdir: str) -> None:
+        """The working directory made at create, as dockerd makes it (diff
+        shows it at once; a file in the way refuses the create).  Only for
+        a WorkingDir other than /: the rootfs is mounted for it."""
+        from .fsutil import resolve_in_root
+        self._ensure_rootfs_mounted(c)
+        try:
+            host = resolve_in_root(self._rootfs(c), workdir)
+            try:
+                os.makedirs(host, 0o755, exist_ok=True)
+            except OSError as exc:
+                if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+                    raise Internal(f"Cannot mkdir: {workdir} is not a directory") from None
+                raise Internal(f"Cannot mkdir: {workdir}: {exc.strerror}") from None
+        finally:
+            self._unmount_rootfs(c)
 
     def _remove_files(self, c: Container) -> None:
         from ..linux.mount import unmount_all
@@ -1651,8 +1672,13 @@ class ContainerService:
             self._exec_finished(record, 126)
             # containerd's and runc's words around the cause, as dockerd
             # passes them on
-            raise type(exc)(f"OCI runtime exec failed: exec failed: unable to start container process: "
-                            f"{exc.message}: unknown") from None
+            message = f"OCI runtime exec failed: exec failed: unable to start container process: {exc.message}: unknown"
+            if "not a directory" in exc.message:
+                # dockerd's hint, appended to the runtime's words (its
+                # translateContainerdStartErr); wording only, not a class
+                message += (": Are you trying to mount a directory onto a file (or vice-versa)? "
+                            "Check if the specified host path exists and is the expected type")
+            raise type(exc)(message) from None
         record.running = True
         self._emit(c, f"exec_start: {record.command_line}", execID=record.id)
         if detach:

@@ -360,7 +360,13 @@ def apply_process(proc: ProcessPlan) -> None:
     set_keepcaps(False)
     if proc.caps is not None:
         proc.caps.apply()
-    os.chdir(proc.cwd)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as exc:
+        # runc's words (the docker CLI shows them as they are)
+        raise ChildError("NotFound" if exc.errno == errno.ENOENT else "FailedPrecondition",
+                         f'chdir to cwd ("{os.fsdecode(proc.cwd)}") set in config.json failed: '
+                         f"{go_strerror(exc.errno)}") from None
     os.umask(proc.umask)
 
 

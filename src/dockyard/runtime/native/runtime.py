@@ -191,10 +191,11 @@ class _Sync:
             return b""
 
 
-def _raise_child_error(msg: bytes, what: str) -> None:
+def _raise_child_error(msg: bytes, what: str | None) -> None:
     kind, _, text = msg[1:].partition(b"\0")
     cls = _ERROR_KINDS.get(kind.decode(), Internal)
-    raise cls(f"{what}: {text.decode('utf-8', 'replace')}")
+    shown = text.decode("utf-8", "replace")
+    raise cls(f"{what}: {shown}" if what else shown)
 
 
 def _gone(pid: int, start_time: int | None) -> bool:
@@ -516,7 +517,7 @@ class NativeRuntime:
                 user_ns="user" in spec_types, unshare_flags=0, rootfs=None, hostname=None, domainname=None,
                 sysctl=(), process=build_process_plan(proc, seccomp), stdio=_stdio_fds(stdio),
                 console_fd=console_fd, fifo_fd=-1, hooks_sync=False, root_fd=root_fd,
-            ), on_message)
+            ), on_message, bare_child_errors=True)  # runc's exec errors name no container
             if pid_file is not None:
                 write_atomic(os.path.abspath(pid_file), str(pid).encode(), 0o644, durable=False)
             undo.pop_all()
@@ -551,7 +552,7 @@ def _stdio_fds(stdio: Stdio | None) -> tuple[int, int, int] | None:
     return tuple(-1 if fd is None else fd for fd in (stdio.stdin, stdio.stdout, stdio.stderr))
 
 
-def _launch(what: str, cgroup, fds: ExitStack, make_plan, on_message) -> int:
+def _launch(what: str, cgroup, fds: ExitStack, make_plan, on_message, *, bare_child_errors: bool = False) -> int:
     """Fork stage A with the plan, put it in the cgroup, say go, and feed
     the child's messages to ``on_message(sync, pid_a, pid_b, msg)`` until it
     returns True or the child side closes.  Returns the container process's
@@ -583,7 +584,7 @@ def _launch(what: str, cgroup, fds: ExitStack, make_plan, on_message) -> int:
                     break
                 tag = msg[:1]
                 if tag == b"E":
-                    _raise_child_error(msg, what)
+                    _raise_child_error(msg, None if bare_child_errors else what)
                 if tag == b"P":
                     pid_b = int(msg[1:])
                     continue
