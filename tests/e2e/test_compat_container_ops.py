@@ -366,3 +366,29 @@ def test_workdir_errors_worded_as_dockerd(e2e, test_id):
             "Check if the specified host path exists and is the expected type")
     finally:
         e2e.docker("rm", "-f", name)
+
+
+def test_export_owner_names_as_dockerd(e2e, test_id):
+    """dockerd archives an export chrooted in the container: owner names
+    come from the container's own /etc/passwd and /etc/group (busybox's:
+    root, nobody/nogroup, www-data, daemon), an ID without one gets none."""
+    import io
+    import tarfile
+
+    name = f"own-{test_id}"
+    _ok(e2e.docker("run", "--name", name, "--network", "none", "busybox", "sh", "-c",
+                   "touch /a /b /c; chown 65534:65534 /a; chown 1000:1000 /b; chown 33:33 /c; "
+                   "ln -s /a /l; chown -h 1:1 /l"))
+    try:
+        exported = e2e.docker("export", name)
+        assert exported.returncode == 0
+        with tarfile.open(fileobj=io.BytesIO(exported.stdout)) as tar:
+            owners = {m.name: (m.uname, m.gname) for m in tar.getmembers()}
+        # as dockerd's export of the same image showed them
+        assert owners[".dockerenv"] == owners["etc"] == owners["bin/sh"] == ("root", "root")
+        assert owners["a"] == ("nobody", "nogroup")
+        assert owners["b"] == ("", "")
+        assert owners["c"] == ("www-data", "www-data")
+        assert owners["l"] == ("daemon", "daemon")
+    finally:
+        e2e.docker("rm", "-f", name)

@@ -24,7 +24,7 @@ and nobody wrote.
 
 Output is deterministic: entries in depth-first order with the names of
 each directory sorted bytewise, times in whole seconds, no user or group
-names, xattrs sorted.
+names (but export's, from the tree's own passwd and group), xattrs sorted.
 """
 
 from __future__ import annotations
@@ -160,8 +160,9 @@ class LayerTarWriter:
     among the entries this writer saw) become link entries.
     """
 
-    def __init__(self, out: BinaryIO, hashed: bool = True) -> None:
+    def __init__(self, out: BinaryIO, hashed: bool = True, names: OwnerNames | None = None) -> None:
         self._out = out
+        self._names = names
         # Hashing 50 MiB costs ~15 ms; skip it when ``out`` hashes anyway.
         self._hash = hashlib.sha256() if hashed else None
         self.size = 0
@@ -181,6 +182,9 @@ class LayerTarWriter:
         mode = st.st_mode
         entry = tarfmt.TarEntry(name=name, type=tarfmt.REG, mode=stat.S_IMODE(mode), uid=st.st_uid,
                                 gid=st.st_gid, size=0, mtime_ns=st.st_mtime_ns)
+        if self._names is not None:
+            entry.uname = self._names.users.get(st.st_uid, "")
+            entry.gname = self._names.groups.get(st.st_gid, "")
         entry.xattrs = _xattrs(src) if xattrs is None else xattrs
         if stat.S_ISREG(mode):
             if st.st_nlink > 1:
@@ -294,6 +298,12 @@ class LayerStack:
 
     def lookup(self, parts: Sequence[bytes]) -> os.stat_result | None:
         """The merged stat of a path, or None if it is not visible."""
+        found = self.locate(parts)
+        return None if found is None else found[1]
+
+    def locate(self, parts: Sequence[bytes]) -> tuple[bytes, os.stat_result] | None:
+        """Where the merged view's path is (the winning layer's file) and
+        its stat, or None if it is not visible."""
         sources: list[tuple[int, bytes]] = list(enumerate(self.layers))
         for depth, name in enumerate(parts):
             last = depth == len(parts) - 1
@@ -306,7 +316,7 @@ class LayerStack:
                 if _is_whiteout(st):
                     break
                 if last:
-                    return st
+                    return path, st
                 if not stat.S_ISDIR(st.st_mode):
                     break
                 below.append((index, path))
@@ -315,7 +325,10 @@ class LayerStack:
             sources = below
             if not sources:
                 return None
-        return None if parts else _lstat(self.layers[0]) if self.layers else None
+        if parts or not self.layers:
+            return None
+        st = _lstat(self.layers[0])
+        return None if st is None else (self.layers[0], st)
 
     def children(self, sources: Sequence[bytes]) -> list[tuple[bytes, bytes, os.stat_result, list[bytes]]]:
         """Visible children of a merged directory given its source dirs (top
@@ -465,12 +478,50 @@ def _write_merged(writer: LayerTarWriter, stack: LayerStack, rel: bytes, sources
 # -- stack -> flattened tar (export) -----------------------------------------
 
 
+@dataclass(frozen=True)
+class OwnerNames:
+    """uid -> user name and gid -> group name for tar headers."""
+
+    users: dict[int, str]
+    groups: dict[int, str]
+
+
+def owner_names(stack: LayerStack) -> OwnerNames:
+    """The names in the merged tree's own /etc/passwd and /etc/group, the
+    first entry of an ID winning, as dockerd's export finds them (it
+    archives chrooted in the container, where Go's user lookup reads
+    those files): root gets "root", an ID without an entry no name."""
+    found = []
+    # Go's rules: passwd lines of 6 fields at least, group of 4, the ID
+    # compared as text, names starting with + or - (NIS) ignored.
+    for rel, least in ((b"etc/passwd", 6), (b"etc/group", 4)):
+        names: dict[int, str] = {}
+        located = stack.locate(rel.split(b"/"))
+        if located is not None and stat.S_ISREG(located[1].st_mode):
+            try:
+                with open(located[0], "rb") as f:
+                    text = f.read(1 << 20)
+            except OSError:
+                text = b""
+            for line in text.splitlines():
+                fields = line.split(b":")
+                if len(fields) < least or not fields[0] or fields[0][:1] in (b"+", b"-", b"#"):
+                    continue
+                if not fields[2].isdigit() or fields[2] != b"%d" % int(fields[2]):
+                    continue  # "007" is not uid 7's text
+                names.setdefault(int(fields[2]), fields[0].decode("utf-8", "replace"))
+        found.append(names)
+    return OwnerNames(users=found[0], groups=found[1])
+
+
 def write_merged(layers: Sequence[str | os.PathLike | bytes], out: BinaryIO, *,
-                 hashed: bool = True, skip: frozenset[bytes] = _NOTHING) -> WrittenLayer:
+                 hashed: bool = True, skip: frozenset[bytes] = _NOTHING, names: bool = False) -> WrittenLayer:
     """The merged filesystem of ``layers`` (topmost first) as one tar with
-    no whiteouts: ``docker export``."""
+    no whiteouts: ``docker export``.  ``names``: owner names from the
+    tree's own passwd and group files in the headers (export's), else
+    numeric owners only (layers')."""
     stack = LayerStack(layers)
-    writer = LayerTarWriter(out, hashed)
+    writer = LayerTarWriter(out, hashed, owner_names(stack) if names else None)
     for rel, path, st, _ in stack.walk():
         if rel not in skip:
             writer.add(rel, path, st)

@@ -830,7 +830,7 @@ class ImageService:
     def export(self, snapshot_key: str, out: BinaryIO) -> diff.WrittenLayer:
         """``docker export``: a container's whole filesystem as one tar."""
         own, lowers, overlay = self._container_dirs(snapshot_key)
-        return diff.write_merged([own, *lowers] if overlay else [own], out)
+        return diff.write_merged([own, *lowers] if overlay else [own], out, names=True)
 
     # -- tags and removal -------------------------------------------------------
 
