@@ -217,6 +217,7 @@ def test_init_files_as_dockerd(e2e, test_id):
             members = {m.name: m for m in tar.getmembers()}
         assert members[".dockerenv"].isfile() and members[".dockerenv"].size == 0
         assert members["etc/mtab"].issym() and members["etc/mtab"].linkname == "/proc/mounts"
+        assert members["dev/console"].isfile() and members["dev/pts"].isdir() and members["dev/shm"].isdir()
         image = f"init-{test_id}:c"
         _ok(e2e.docker("commit", name, image))
         try:

@@ -108,20 +108,25 @@ def content_size(top: Path | str, skip: frozenset[bytes] | set[bytes] = frozense
 
 
 def make_init_files(root: Path | str) -> None:
-    """Docker's init layer in a mounted rootfs: an empty ``/.dockerenv``,
-    empty /etc/hostname, hosts and resolv.conf (the mount points), and
+    """Docker's init layer in a mounted rootfs: an empty ``/.dockerenv``
+    and /dev/console, empty /etc/hostname, hosts and resolv.conf (the
+    mount points), the /dev/pts, /dev/shm, /proc and /sys directories, and
     ``/etc/mtab`` -> ``/proc/mounts`` (image.diff's lists, whose diff and
     commit leave these out again).  As dockerd does, whatever the image
     has at those paths is replaced unless it is a directory, and a
     non-directory on the way (an /etc symlink) too: the caller does this
     once per container, so what a user changes there later is kept.  All
     by file descriptor, never following a symlink out of ``root``."""
-    from ..image.diff import INIT_FILES, INIT_SYMLINKS, RUNTIME_MOUNT_POINTS
+    from ..image.diff import INIT_DIRS, INIT_FILES, INIT_SYMLINKS, RUNTIME_MOUNT_POINTS
 
     made: list[tuple[bytes, bytes | None]] = [(rel, None) for rel in INIT_FILES + RUNTIME_MOUNT_POINTS]
     made += list(INIT_SYMLINKS)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        for rel in INIT_DIRS:
+            fd = _open_parents(root_fd, rel.split(b"/"))
+            if fd is not None and fd != root_fd:
+                os.close(fd)
         for rel, link_target in made:
             parent_fd = _open_parents(root_fd, rel.split(b"/")[:-1])
             if parent_fd is None:

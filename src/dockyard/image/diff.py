@@ -54,11 +54,13 @@ _COPY_CHUNK = 1 << 20
 #: container's own /etc/hostname, /etc/hosts, /etc/resolv.conf), relative.
 RUNTIME_MOUNT_POINTS = (b"etc/hostname", b"etc/hosts", b"etc/resolv.conf")
 
-#: What Docker's init layer adds besides the mount points, where the image
-#: has none: an empty /.dockerenv (scripts test for it) and /etc/mtab as a
+#: What Docker's init layer adds besides the mount points: an empty
+#: /.dockerenv (scripts test for it) and /dev/console, and /etc/mtab as a
 #: symlink to /proc/mounts.  Relative paths; the symlinks with their target.
-INIT_FILES = (b".dockerenv",)
+INIT_FILES = (b".dockerenv", b"dev/console")
 INIT_SYMLINKS = ((b"etc/mtab", b"/proc/mounts"),)
+#: and the directories it makes (mount points of the runtime's own)
+INIT_DIRS = (b"dev/pts", b"dev/shm", b"proc", b"sys")
 
 _NOTHING: frozenset[bytes] = frozenset()
 
@@ -669,11 +671,13 @@ def write_dir_diff(old: str | os.PathLike | bytes, new: str | os.PathLike | byte
 
 def mount_point_stubs(own: str | os.PathLike | bytes, lowers: Sequence[str | os.PathLike | bytes] = (),
                       targets: Iterable[bytes] = RUNTIME_MOUNT_POINTS + INIT_FILES,
-                      symlinks: Iterable[tuple[bytes, bytes]] = INIT_SYMLINKS) -> frozenset[bytes]:
+                      symlinks: Iterable[tuple[bytes, bytes]] = INIT_SYMLINKS,
+                      dirs: Iterable[bytes] = INIT_DIRS) -> frozenset[bytes]:
     """The paths in a container's own dir ``own`` (over image layers
     ``lowers``, top first) that exist only as what the runtime made: each
     of ``targets`` that is an empty regular file, each of ``symlinks``
-    that is a symlink to its target, and their directory when nothing else
+    that is a symlink to its target, each of ``dirs`` that is an empty
+    directory the image lacks (or has alike), and their directory when nothing else
     changed in it (an upper dir holding only them, with the image's mode
     and owner, or made for them).
 
@@ -698,6 +702,14 @@ def mount_point_stubs(own: str | os.PathLike | bytes, lowers: Sequence[str | os.
         elif not stat.S_ISLNK(st.st_mode) or os.readlink(own_b + b"/" + rel) != link_target:
             continue
         stubs.add(rel)
+    for rel in dirs:
+        path = own_b + b"/" + rel
+        st = _lstat(path)
+        if st is None or not stat.S_ISDIR(st.st_mode) or os.listdir(path) or _is_opaque(path):
+            continue
+        in_image = image.lookup(rel.split(b"/")) if image is not None else None
+        if in_image is None or _same_owner_mode(st, in_image):
+            stubs.add(rel)
     for parent in {rel.rpartition(b"/")[0] for rel in stubs} - {b""}:
         inside = {_join(parent, name) for name in os.listdir(own_b + b"/" + parent)}
         if not inside <= stubs:
