@@ -66,6 +66,7 @@ class ExitStatus:
     oom_killed: bool = False
     finished_at: str = ""           # RFC 3339
     error: str = ""
+    started_at: str = ""            # RFC 3339, when the process was started (the supervisor's clock)
 
 
 class ProcessBackend(Protocol):

@@ -898,7 +898,11 @@ class ContainerService:
                 with contextlib.suppress(Exception):
                     await early  # the unmount below then finds nothing left
             await self._io(self._release_run, c, handle)
-            started = parse_time(c.state.started_at)
+            # The supervisor's clock for both ends of the run: the daemon
+            # notes the start after the runtime's answer, which a short
+            # command can already have outlived.
+            started_at = status.started_at or c.state.started_at
+            started = parse_time(started_at)
             ran_for = time.time() - started if started else 0.0
             finished = status.finished_at or format_time()
             policy = parse_restart_policy(c.host_config.get("RestartPolicy"))
@@ -913,7 +917,7 @@ class ContainerService:
             health = c.state.health
             c.state = State(status=RESTARTING if restart else (REMOVING if removing else EXITED),
                             exit_code=status.exit_code, oom_killed=status.oom_killed, error=status.error,
-                            started_at=c.state.started_at, finished_at=finished, health=health)
+                            started_at=started_at, finished_at=finished, health=health)
             self._save(c)
             if status.oom_killed:
                 self._emit(c, "oom")

@@ -26,7 +26,8 @@ STDIN, STDOUT, STDERR, EXIT = 0, 1, 2, 3
 
 def _exit(status: Any) -> ExitStatus:
     return ExitStatus(exit_code=int(status.exit_code), oom_killed=bool(status.oom_killed),
-                      finished_at=status.finished_at or "", error=status.error or "")
+                      finished_at=status.finished_at or "", error=status.error or "",
+                      started_at=status.started_at or "")
 
 
 class SupervisorBackend:
