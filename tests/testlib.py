@@ -74,3 +74,10 @@ def make_busybox_rootfs(dest: Path) -> Path:
     )
     (dest / "etc" / "group").write_text("root:x:0:\nnobody:x:65534:\n")
     return dest
+
+
+def ok(result) -> str:
+    """The stdout of a finished command (a CompletedProcess) that must
+    have succeeded; on failure the assertion shows its status and output."""
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    return result.stdout.decode()

@@ -12,11 +12,7 @@ import pytest
 
 from daemon.harness import Dockyardd, _daemon_env, run_cli, run_docker
 from dockyard import __version__
-
-
-def ok(result) -> str:
-    assert result.returncode == 0, (result.stdout, result.stderr)
-    return result.stdout.decode()
+from testlib import ok
 
 
 def test_version(dockyardd: Dockyardd) -> None:

@@ -12,11 +12,7 @@ import uuid
 import pytest
 
 from daemon.harness import Dockyardd, run_cli, run_docker
-
-
-def ok(result) -> str:
-    assert result.returncode == 0, (result.stdout, result.stderr)
-    return result.stdout.decode()
+from testlib import ok
 
 
 @pytest.fixture(scope="module")

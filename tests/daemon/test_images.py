@@ -17,16 +17,12 @@ from dockyard.client.errors import RemoteFailedPrecondition, RemoteInvalidArgume
     RemoteUnavailable
 
 from .harness import Dockyardd, run_cli, run_docker
+from testlib import ok
 
 
 def image_id_of(messages) -> str:
     """The final status of an import stream: the new image's ID."""
     return [m["status"] for m in messages if "status" in m][-1]
-
-
-def ok(result) -> str:
-    assert result.returncode == 0, (result.stdout, result.stderr)
-    return result.stdout.decode()
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,10 @@ calls (audited side by side against a private dockerd)."""
 from __future__ import annotations
 
 import json
+from testlib import ok as _ok
 
 MASKED = "/proc/kcore"
 READONLY = "/proc/sys"
-
-
-def _ok(result) -> str:
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
-    return result.stdout.decode()
 
 
 def test_inspect_defaults_as_dockerd_fills_them(e2e, test_id):

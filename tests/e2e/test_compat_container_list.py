@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import docker
 import pytest
-
-
-def _ok(result) -> str:
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
-    return result.stdout.decode()
+from testlib import ok as _ok
 
 
 def _error(result) -> str:

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import docker
 import pytest
-
-
-def _ok(result) -> str:
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
-    return result.stdout.decode()
+from testlib import ok as _ok
 
 
 def test_update_memory_needs_memoryswap_as_dockerd(e2e, test_id):

@@ -11,13 +11,9 @@ import tarfile
 import time
 
 import pytest
+from testlib import ok as _ok
 
 COUNTER = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done"
-
-
-def _ok(result) -> str:
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
-    return result.stdout.decode()
 
 
 def _wait_for(predicate, timeout: float = 10.0, what: str = "condition"):

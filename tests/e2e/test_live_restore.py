@@ -12,13 +12,9 @@ import signal
 import time
 
 from e2e.conftest import new_e2e_daemon
+from testlib import ok as _ok
 
 COUNTER = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done"
-
-
-def _ok(result) -> str:
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
-    return result.stdout.decode()
 
 
 def _numbers(text: str) -> list[int]:

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-
-
-def _ok(result) -> str:
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
-    return result.stdout.decode()
+from testlib import ok as _ok
 
 
 def _eventually(check, timeout: float = 20.0, what: str = "condition"):

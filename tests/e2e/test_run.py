@@ -11,17 +11,13 @@ import socket
 import pytest
 
 from dockyard.container.model import parse_time
+from testlib import ok as _ok
 
 CLIENTS = ["dockyard", "docker"]
 
 
 def _run(e2e, client: str, *args: str, input: bytes | None = None):
     return (e2e.cli if client == "dockyard" else e2e.docker)(*args, input=input)
-
-
-def _ok(result) -> str:
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
-    return result.stdout.decode()
 
 
 @pytest.mark.parametrize("client", CLIENTS)
