@@ -8,6 +8,9 @@ NAME is one of:
 - ``trace-run``: ``docker run --rm busybox true`` against dockyardd and
   dockerd, and ``dockyard run --rm``, through a timestamping proxy on the API socket: when each request
   and answer crossed, and when each connection closed.
+- ``cli-floor``: ``docker run --rm busybox true`` against a server that
+  answers every request at once (no container): the docker CLI's own cost,
+  which no daemon can save.
 - ``cli-run``: ``dockyard run --rm`` and ``dockyard exec`` timed, their
   imports (``-X importtime``) and a cProfile of one call each.
 - ``api-run``: the same sequence as bare API calls (create, wait, start),
@@ -125,10 +128,10 @@ class Spy:
 
 # -- run --rm ------------------------------------------------------------------
 
-def _proxy(listen: Path, target: Path, log: list[str], stop: threading.Event) -> None:
+def _proxy(listen: Path, target: Path, log: list[str], stop: threading.Event, t0: float) -> None:
     """Forward connections from ``listen`` to ``target``, noting request
-    lines, status lines, final bytes and closes with their times."""
-    t0 = time.perf_counter()
+    lines, status lines, final bytes and closes with their times (since
+    ``t0``, on the caller's clock, so its own notes line up)."""
     pattern = re.compile(rb"(?:^|\r\n)((?:GET|POST|HEAD|DELETE|PUT) \S+|HTTP/1\.1 [^\r\n]*)")
 
     def note(text: str) -> None:
@@ -174,13 +177,16 @@ def _traced(work: Path, label: str, daemon: Daemon, argv: list[str], env: dict[s
     log: list[str] = []
     stop = threading.Event()
     listen = work / f"{label.replace(' ', '-')}-proxy.sock"
-    thread = threading.Thread(target=_proxy, args=(listen, daemon.sock, log, stop), daemon=True)
+    origin = time.perf_counter()
+    thread = threading.Thread(target=_proxy, args=(listen, daemon.sock, log, stop, origin), daemon=True)
     thread.start()
     time.sleep(0.3)
     env = {**env, "DOCKER_HOST": f"unix://{listen}", "DOCKYARD_HOST": f"unix://{listen}"}
     t0 = time.perf_counter()
+    log.append(f"{(t0 - origin) * 1000:8.1f} ms  client started")
     subprocess.run(argv, env=env, check=True, timeout=60, stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - t0
+    log.append(f"{(t0 + elapsed - origin) * 1000:8.1f} ms  client exited")
     time.sleep(0.3)
     stop.set()
     thread.join()
@@ -200,6 +206,89 @@ def trace_run(work: Path, n: int) -> None:
             if cls is Dockyardd:
                 own = daemon.dockyard_cli()  # type: ignore[attr-defined]
                 _traced(work, "dockyard run --rm", daemon, [*own.argv, *run_args], own.env)
+
+
+_INSTANT = {  # the answers the docker CLI's run --rm needs, by method and path tail
+    "HEAD /_ping": b"HTTP/1.1 200 OK\r\nApi-Version: 1.45\r\nOstype: linux\r\nContent-Length: 0\r\n\r\n",
+    "GET /_ping": b"HTTP/1.1 200 OK\r\nApi-Version: 1.45\r\nOstype: linux\r\nContent-Length: 2\r\n\r\nOK",
+    "create": b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 87\r\n\r\n"
+              b'{"Id":"' + b"0" * 64 + b'","Warnings":[]}',
+    "wait": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n"
+            b'{"StatusCode":0}\n',
+    "start": b"HTTP/1.1 204 No Content\r\n\r\n",
+    "attach": b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+              b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+}
+
+
+def _instant_server(listen: Path, stop: threading.Event) -> None:
+    """Answer each request of ``docker run --rm`` at once, on keep-alive
+    connections; close an attach right after its 101 (no output)."""
+
+    def serve(conn: socket.socket) -> None:
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                method, target = lines[0].split()[:2]
+                length = next((int(l.split(":", 1)[1]) for l in lines[1:] if l.lower().startswith("content-length:")), 0)
+                while len(buf) < length:
+                    buf += conn.recv(65536)
+                buf = buf[length:]
+                path = target.split("?")[0]
+                key = f"{method} /_ping" if path.endswith("/_ping") else path.rsplit("/", 1)[-1]
+                conn.sendall(_INSTANT.get(key, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+                if key == "attach":
+                    return
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(listen))
+    server.listen(16)
+    server.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            conn, _ = server.accept()
+        except socket.timeout:
+            continue
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    server.close()
+
+
+def cli_floor(work: Path, n: int) -> None:
+    """The docker CLI's own share of ``run --rm``: the same command against
+    a server that does nothing, beside ``docker --version`` (no server)."""
+    stop = threading.Event()
+    listen = work / "instant.sock"
+    thread = threading.Thread(target=_instant_server, args=(listen, stop), daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    (work / "docker-config").mkdir()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_HOST": f"unix://{listen}",
+           "DOCKER_CONFIG": str(work / "docker-config")}
+    cases = (("docker --version", [DOCKER_CLI, "--version"]),
+             ("docker run --rm busybox true (instant server)",
+              [DOCKER_CLI, "run", "--rm", "--network", "none", IMAGE, "true"]))
+    try:
+        times: dict[str, list[float]] = collections.defaultdict(list)
+        for rep in range(n + 3):
+            for label, argv in cases:
+                t0 = time.perf_counter()
+                subprocess.run(argv, env=env, check=True, timeout=30, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL)
+                if rep >= 3:
+                    times[label].append(time.perf_counter() - t0)
+        for label, values in times.items():
+            print(f"{label:48} median {statistics.median(values) * 1000:6.1f} ms  min {min(values) * 1000:6.1f} ms")
+    finally:
+        stop.set()
+        thread.join()
+
 
 
 def cli_run(work: Path, n: int) -> None:
@@ -364,7 +453,11 @@ for k, v in phases.items():
 
 def _env() -> dict[str, str]:
     repo = Path(__file__).resolve().parent.parent
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(repo / "src")])}
+    # A PYTHONPATH given by the caller (e.g. a clean export of one commit's
+    # src/) goes first, so a profile can measure a commit other than the
+    # editable install's working tree.
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([*paths, str(repo), str(repo / "src")])}
 
 
 def runtime_lib(work: Path, n: int) -> None:
@@ -448,7 +541,7 @@ def smaps(work: Path, n: int) -> None:
                       f"Shared_Dirty {c['Shared_Dirty']:6}  Shared_Clean {c['Shared_Clean']:6}")
 
 
-PROFILES = {"trace-run": (trace_run, 1), "cli-run": (cli_run, 15), "api-run": (api_run, 25), "spy-run": (spy_run, 40),
+PROFILES = {"trace-run": (trace_run, 1), "cli-floor": (cli_floor, 30), "cli-run": (cli_run, 15), "api-run": (api_run, 25), "spy-run": (spy_run, 40),
             "spy-remove": (spy_remove, 100), "spy-commit": (spy_commit, 6), "runtime-lib": (runtime_lib, 200),
             "runtime-cli": (runtime_cli, 20), "smaps": (smaps, 10)}
 
