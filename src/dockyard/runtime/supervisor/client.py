@@ -196,13 +196,10 @@ class SupervisorHandle:
         try:
             sock.settimeout(timeout)
             sock.sendall(P.encode_message(doc))
-            data = b""
-            while b"\n" not in data:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise self._gone_error()
-                data += chunk
-            line, rest = data.split(b"\n", 1)
+            received = P.recv_line(sock)
+            if received is None:
+                raise self._gone_error()
+            line, rest = received
             answer = json.loads(line)
         except socket.timeout:
             sock.close()
@@ -487,24 +484,19 @@ class SupervisorClient:
                     sock.sendall(b"cancel\n" if failure is not None else b"go\n")
                 except OSError:
                     pass  # it failed (and answered) before waiting for the word
-            data = b""
-            while b"\n" not in data:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            received = P.recv_line(sock)
         except OSError:
             if failure is None:
                 raise
-            data = b""
+            received = None
         finally:
             sock.close()
         if failure is not None:
             raise failure
-        if b"\n" not in data:
+        if received is None:
             raise Internal(f"supervisor for {doc.get('container_id', '?')} died before answering: "
                            f"{self._log_tail()}")
-        return json.loads(data.split(b"\n", 1)[0])
+        return json.loads(received[0])
 
     def stop_zygote(self) -> None:
         """Stop the zygote (supervisors it forked carry on)."""

@@ -138,6 +138,22 @@ class FrameDecoder:
         return len(self._buf)
 
 
+def recv_line(sock, data: bytes = b"", *, limit: int | None = None,
+              chunk: int = 65536) -> tuple[bytes, bytes] | None:
+    """Read one message line from ``sock``, after ``data`` already read:
+    (the line without its newline, what came after it), or None when the
+    peer closes first or the line grows past ``limit`` bytes."""
+    while b"\n" not in data:
+        more = sock.recv(chunk)
+        if not more:
+            return None
+        data += more
+        if limit is not None and len(data) > limit:
+            return None
+    line, _, rest = data.partition(b"\n")
+    return line, rest
+
+
 def encode_message(doc: dict) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
 

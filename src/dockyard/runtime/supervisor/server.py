@@ -1355,17 +1355,12 @@ def _await_bundle(reply: socket.socket, received: bytes) -> None:
     """A held spawn (``"hold": true``): its caller makes the bundle while
     the supervisor is forked and set up, then says ``go`` (or anything
     else to cancel) on the spawn's connection."""
-    data = received
     reply.settimeout(HOLD_TIMEOUT)
     try:
-        while b"\n" not in data:
-            chunk = reply.recv(64)
-            if not chunk:
-                break
-            data += chunk
+        word = P.recv_line(reply, received, chunk=64)
     except OSError:
-        data = b""
-    if data.split(b"\n", 1)[0] != b"go":
+        word = None
+    if word is None or word[0] != b"go":
         raise FailedPrecondition("spawn cancelled: the caller did not make the bundle ready")
 
 

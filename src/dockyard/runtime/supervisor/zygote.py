@@ -239,15 +239,10 @@ def _ready(fd: int, message: bytes) -> None:
 
 def _read_request(conn: socket.socket) -> dict | None:
     conn.settimeout(10)
-    data = b""
-    while b"\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return None
-        data += chunk
-        if len(data) > P.MAX_REQUEST:
-            return None
-    line, rest = data.split(b"\n", 1)
+    received = P.recv_line(conn, limit=P.MAX_REQUEST)
+    if received is None:
+        return None
+    line, rest = received
     try:
         doc = json.loads(line)
     except ValueError:
