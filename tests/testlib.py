@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,17 @@ def ok(result) -> str:
     have succeeded; on failure the assertion shows its status and output."""
     assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
     return result.stdout.decode()
+
+
+def wait_for(predicate, timeout: float = 10.0, *, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something true, and return that;
+    an AssertionError naming ``what`` (and the last value) after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
+        time.sleep(interval)

@@ -11,7 +11,7 @@ def test_teardown_stops_the_zygote_and_supervisors_left_behind(tmp_path, test_id
     still running and a service that can no longer remove it."""
     from container.cleanup import supervisor_processes
     from container.conftest import Env
-    from testlib import require_root
+    from testlib import require_root, wait_for
 
     require_root()
     env = Env(tmp_path, test_id, "native")
@@ -19,7 +19,10 @@ def test_teardown_stops_the_zygote_and_supervisors_left_behind(tmp_path, test_id
         cid = env.create(["sleep", "300"])
         env.run(env.service.start(cid))
         pid = env.inspect(cid)["State"]["Pid"]
-        assert len(supervisor_processes(env.supervisor_root)) == 2
+        # the zygote and the container's supervisor (the set-up child that
+        # made the start exits on its own, just after it)
+        wait_for(lambda: len(supervisor_processes(env.supervisor_root)) == 2, 5,
+                 what="the zygote and one supervisor")
         env.service._records.clear()  # as if its removal failed: the service knows nothing to remove
     finally:
         env.teardown()

@@ -12,25 +12,16 @@ import time
 
 import pytest
 from testlib import ok as _ok
+from testlib import wait_for
 
 COUNTER = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done"
-
-
-def _wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_detached_logs_exec_stop_rm(e2e, test_id):
     name = f"counter-{test_id}"
     cid = _ok(e2e.docker("run", "-d", "--name", name, "busybox", "sh", "-c", COUNTER)).strip().splitlines()[-1]
     assert re.fullmatch(r"[0-9a-f]{64}", cid)
-    _wait_for(lambda: "line 5" in _ok(e2e.cli("logs", name)), what="five lines")
+    wait_for(lambda: "line 5" in _ok(e2e.cli("logs", name)), what="five lines")
     for logs in (_ok(e2e.docker("logs", name)), _ok(e2e.cli("logs", name))):
         numbers = [int(n) for n in re.findall(r"^line (\d+)$", logs, re.M)]
         assert numbers[:6] == list(range(6))
@@ -47,7 +38,7 @@ def test_detached_logs_exec_stop_rm(e2e, test_id):
     r = e2e.cli("exec", name, "no-such-command")
     assert r.returncode in (126, 127), r
     _ok(e2e.docker("exec", "-d", name, "sh", "-c", "echo detached > /tmp/mark"))
-    _wait_for(lambda: e2e.cli("exec", name, "cat", "/tmp/mark").stdout == b"detached\n", what="detached exec")
+    wait_for(lambda: e2e.cli("exec", name, "cat", "/tmp/mark").stdout == b"detached\n", what="detached exec")
     # logs -f ends when the container stops.
     started = time.monotonic()
     follow = e2e.client().logs(name, follow=True, tail="1")
@@ -98,7 +89,7 @@ def test_top_stats_pause_rename_update_wait(e2e, test_id):
     name = f"worker-{test_id}"
     _ok(e2e.docker("run", "-d", "--name", name, "--memory", "64m", "busybox", "sh", "-c",
                    "sleep 300 & while true; do sleep 1; done"))
-    top = _wait_for(lambda: [line for line in _ok(e2e.docker("top", name)).splitlines()
+    top = wait_for(lambda: [line for line in _ok(e2e.docker("top", name)).splitlines()
                              if "sleep 300" in line or line.startswith("UID")], what="sleep 300 in top")
     assert top[0].split()[:3] == ["UID", "PID", "PPID"] and len(top) >= 2
     assert _ok(e2e.cli("top", name, "-o", "pid,comm")).splitlines()[0].split() == ["PID", "COMMAND"]

@@ -3,20 +3,14 @@ name rules, seen through the docker CLI and Dockyard's."""
 
 from __future__ import annotations
 
+import functools
 import json
-import time
+
 from testlib import ok as _ok
+from testlib import wait_for
 
 
-def _eventually(check, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+_eventually = functools.partial(wait_for, timeout=20.0, interval=0.1)
 
 
 def test_on_failure_restarts_then_gives_up(e2e, test_id):

@@ -6,16 +6,9 @@ from __future__ import annotations
 import os
 import time
 
+from cgroup_testlib import wait_for
+
 from dockyard.runtime.cgroups.warmup import INTERVAL, MigrationWarmer, own_procs_file
-
-
-def _wait_for(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 def test_own_procs_file_lists_this_process():
@@ -31,10 +24,10 @@ def test_writes_own_pid_only_while_held(tmp_path):
     procs.write_bytes(b"")
     warmer = MigrationWarmer(str(procs))
     with warmer.held():
-        assert _wait_for(lambda: procs.stat().st_size > 0)
+        assert wait_for(lambda: procs.stat().st_size > 0, interval=0.005)
         # repeated while held (each write goes to offset 0 of a fresh open)
         procs.write_bytes(b"")
-        assert _wait_for(lambda: procs.stat().st_size > 0)
+        assert wait_for(lambda: procs.stat().st_size > 0, interval=0.005)
         assert procs.read_text() == str(os.getpid())
     time.sleep(INTERVAL * 5)  # a write in flight at release may still land
     procs.write_bytes(b"")
@@ -56,7 +49,7 @@ def test_the_real_no_op_migration_changes_nothing():
 def test_an_unwritable_file_ends_the_thread_quietly(tmp_path):
     warmer = MigrationWarmer(str(tmp_path / "missing" / "cgroup.procs"))
     with warmer.held():
-        assert _wait_for(lambda: not warmer._thread.is_alive())
+        assert wait_for(lambda: not warmer._thread.is_alive(), interval=0.005)
 
 
 def test_one_shared_warmer_per_process():

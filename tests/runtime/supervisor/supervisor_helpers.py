@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import testlib
+
 
 
 def crun_unusable() -> str | None:
@@ -127,16 +129,7 @@ def kill_pid(pid: int) -> None:
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate}")
-        time.sleep(interval)
+    return testlib.wait_for(predicate, timeout, interval=interval, what=str(predicate))
 
 
 class Harness:
