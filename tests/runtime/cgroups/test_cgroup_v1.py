@@ -154,6 +154,10 @@ def test_pids_limit_stops_forks(v1_factory, gated):
     stats = cg.stats()
     assert stats.pids is not None and stats.pids.limit == 4
     assert stats.pids.current <= 4
+    # The shell writes its "can't fork" after the kernel counted the
+    # failure: let it finish its script before its sleeps are killed (they
+    # hold its stderr open), or the kill can beat the message.
+    assert wait_for(lambda: forker.proc.poll() is not None, timeout=10)
     cg.kill_all(signal.SIGKILL)
     _, _, err = forker.wait()
     assert "fork" in err.lower()
